@@ -1,0 +1,12 @@
+"""BOIL (Bayesian Optimization for Iterative Learning) for Optuna."""
+
+from optuna_boil._helpers import get_budget
+from optuna_boil._helpers import recommend
+from optuna_boil._helpers import report_cost
+from optuna_boil._pruner import BOILPruner
+from optuna_boil._sampler import BOILSampler
+
+
+__version__ = "0.1.0"
+
+__all__ = ["BOILPruner", "BOILSampler", "get_budget", "recommend", "report_cost", "__version__"]

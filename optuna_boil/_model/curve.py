@@ -1,0 +1,160 @@
+"""Learning-curve compression: one number per (partial) learning curve.
+
+Notation (shared by the whole ``_model`` package):
+
+* ``t_lo``, ``t_hi``: the smallest and largest step of the budget (``min_resource`` and
+  ``max_resource``).
+* A curve is a pair ``(steps, values)``, sorted by step, already oriented so that higher is better
+  and affinely normalised (see :func:`normalise_curves`).
+* Steps are mapped onto BOIL's fixed grid over the *full* budget by their value,
+  ``z = -6 + 12 * (step - t_lo) / (t_hi - t_lo)``, so a short curve is weighted by where it sits in
+  the full budget, sparse reporting (every k steps) lands on the same grid points as dense
+  reporting, and steps may start at 0 or at 1.
+* Logistic weights ``w(z) = 1 / (1 + exp(-g0 * (z - m0)))`` with midpoint ``m0`` and growth ``g0``.
+
+Three compressions (``target``):
+
+* ``"paper"``: BOIL as published (Nguyen et al., 2020): drop a burn-in of
+  ``k = floor((m0 + 4) * L / 12)`` of the ``L`` points, then ``mean_{i >= k} w_i * r_i``.
+  It squashes short runs towards zero.
+* ``"logistic"``: the late-weighted average ``sum_i w_i r_i / sum_i w_i``. It keeps the logistic
+  preference for late, stable progress but does not vanish for short runs.
+* ``"final"``: the value at the last step (no parameters).
+
+The torch version (:func:`compress`) works on padded batches and is differentiable in ``m0`` and
+``g0``; the burn-in of ``"paper"`` is a step function of ``m0`` (its gradient flows through the
+weights only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+
+import numpy as np
+import torch
+
+
+TARGETS = ("logistic", "paper", "final")
+M0_BOUNDS = (-2.0, 3.0)
+G0_BOUNDS = (0.5, 2.0)
+DEFAULT_M0 = 0.0
+DEFAULT_G0 = 1.0
+
+
+def step_to_grid(steps: np.ndarray, t_lo: float, t_hi: float) -> np.ndarray:
+    """Map step values onto BOIL's logistic grid ``[-6, 6]`` over the full budget."""
+    span = t_hi - t_lo
+    if span <= 0:
+        return np.full(np.shape(steps), 6.0)
+    return -6.0 + 12.0 * (np.asarray(steps, dtype=np.float64) - t_lo) / span
+
+
+def logistic_weights(z: np.ndarray, m0: float, g0: float) -> np.ndarray:
+    """Logistic weights ``1 / (1 + exp(-g0 (z - m0)))``."""
+    return 1.0 / (1.0 + np.exp(-g0 * (np.asarray(z, dtype=np.float64) - m0)))
+
+
+def burn_in(length: int, m0: float) -> int:
+    """Number of leading points BOIL's published score drops from a curve of ``length`` points."""
+    return min(max(int(math.floor((m0 + 4.0) * length / 12.0)), 0), max(length - 1, 0))
+
+
+def score(
+    steps: np.ndarray,
+    values: np.ndarray,
+    t_lo: float,
+    t_hi: float,
+    m0: float = DEFAULT_M0,
+    g0: float = DEFAULT_G0,
+    target: str = "logistic",
+) -> float:
+    """Reference (numpy, unbatched) compression of one curve; see the module docstring."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("Cannot compress an empty curve.")
+    if target == "final":
+        return float(values[-1])
+    w = logistic_weights(step_to_grid(steps, t_lo, t_hi), m0, g0)
+    if target == "logistic":
+        return float(np.sum(w * values) / np.sum(w))
+    if target == "paper":
+        k = burn_in(values.size, m0)
+        return float(np.mean(w[k:] * values[k:]))
+    raise ValueError(f"Unknown target {target!r}; expected one of {TARGETS}.")
+
+
+class PaddedCurves:
+    """Prefixes of curves as padded tensors, ready for batched compression.
+
+    Row ``p`` holds the first ``lengths[p]`` points of one curve: ``values[p, :L]`` and grid
+    positions ``z[p, :L]``; the rest is padding with ``mask == False``.
+    """
+
+    def __init__(
+        self,
+        curves: Sequence[tuple[np.ndarray, np.ndarray]],
+        lengths: Sequence[int],
+        t_lo: float,
+        t_hi: float,
+    ) -> None:
+        n = len(lengths)
+        width = max(lengths) if n else 1
+        values = np.zeros((n, width))
+        z = np.zeros((n, width))
+        mask = np.zeros((n, width), dtype=bool)
+        for p, ((steps, vals), length) in enumerate(zip(curves, lengths, strict=False)):
+            values[p, :length] = vals[:length]
+            z[p, :length] = step_to_grid(steps[:length], t_lo, t_hi)
+            mask[p, :length] = True
+        self.values = torch.from_numpy(values)
+        self.z = torch.from_numpy(z)
+        self.mask = torch.from_numpy(mask)
+        self.lengths = torch.as_tensor(np.asarray(lengths, dtype=np.int64))
+        idx = torch.arange(width)
+        self.last = self.values[torch.arange(n), (self.lengths - 1).clamp_min(0)]
+        self._positions = idx.expand(n, width)
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+def compress(
+    curves: PaddedCurves, m0: torch.Tensor, g0: torch.Tensor, target: str
+) -> torch.Tensor:
+    """Batched, differentiable compression of every row of ``curves``; returns shape ``(P,)``."""
+    if target == "final":
+        return curves.last
+    w = torch.sigmoid(g0 * (curves.z - m0)) * curves.mask
+    if target == "logistic":
+        return (w * curves.values).sum(-1) / w.sum(-1).clamp_min(1e-300)
+    if target == "paper":
+        k = torch.floor((m0.detach() + 4.0) * curves.lengths / 12.0)
+        k = torch.minimum(k.clamp_min(0.0), (curves.lengths - 1).clamp_min(0).to(k))
+        keep = curves.mask & (curves._positions >= k.unsqueeze(-1))
+        return (w * keep * curves.values).sum(-1) / keep.sum(-1)
+    raise ValueError(f"Unknown target {target!r}; expected one of {TARGETS}.")
+
+
+def normalise_curves(
+    curves: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float, float]:
+    """Affinely map all curve values to ``[0, 1]`` by the observed finite range.
+
+    Values must already be oriented (higher is better). Non-finite values follow the package's
+    policy: ``-inf`` and ``NaN`` become the worst finite value observed (0 after scaling) and
+    ``+inf`` the best (1). Returns the scaled curves and the ``(low, high)`` range used.
+    """
+    finite = [v[np.isfinite(v)] for _, v in curves]
+    all_finite = np.concatenate(finite) if finite else np.zeros(0)
+    if all_finite.size == 0:
+        low, high = 0.0, 1.0
+    else:
+        low, high = float(all_finite.min()), float(all_finite.max())
+    span = high - low if high > low else 1.0
+    out = []
+    for steps, values in curves:
+        v = np.where(np.isnan(values), low, values)
+        v = np.clip(v, low, high)
+        out.append((steps, (v - low) / span))
+    return out, low, span

@@ -1,0 +1,362 @@
+"""Joint GP over (hyperparameters, training step), fitted together with the curve compression.
+
+Shapes: ``X`` is ``(n, d + 1)``; its first ``d`` columns are the encoded hyperparameters
+(:mod:`.search_space`), the last one the scaled step ``(t - t_lo) / (t_hi - t_lo)``.
+
+Kernel: ``s * Matern52(r_x) * exp(-(t - t')^2 / (2 l_t^2))`` with the ARD distance
+``r_x^2 = sum_cont ((x_i - x'_i) / l_i)^2 + sum_cat 1[x_i != x'_i] / l_i^2``, so categorical
+choices are compared by equality only. Priors keep lengthscales, signal and noise away from the
+edges; the noise variance has a floor. Targets are the compressed curve scores (:mod:`.curve`),
+standardised; the logistic parameters ``(m0, g0)`` of the compression are GP hyperparameters too
+and all of them are fitted by maximising the marginal likelihood plus log priors, with exact torch
+gradients and SciPy's L-BFGS-B. Everything is float64 and uses Cholesky factorisations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gpytorch
+from gpytorch.constraints import GreaterThan
+from gpytorch.constraints import Interval
+from gpytorch.constraints import Positive
+from gpytorch.priors import GammaPrior
+from gpytorch.priors import NormalPrior
+import numpy as np
+import scipy.optimize
+import torch
+
+from optuna_boil._model import curve as _curve
+
+
+MIN_NOISE = 1e-6
+_SQRT5 = 5.0**0.5
+
+
+def gp_settings() -> Any:
+    """Exact Cholesky-based linear algebra with a small jitter, whatever the data size."""
+    from contextlib import ExitStack
+
+    stack = ExitStack()
+    stack.enter_context(gpytorch.settings.fast_computations(False, False, False))
+    stack.enter_context(gpytorch.settings.max_cholesky_size(10**9))
+    stack.enter_context(gpytorch.settings.cholesky_jitter(float_value=1e-6, double_value=1e-8))
+    stack.enter_context(gpytorch.settings.cholesky_max_tries(6))
+    stack.enter_context(gpytorch.settings.skip_posterior_variances(False))
+    return stack
+
+
+class JointKernel(gpytorch.kernels.Kernel):
+    """``Matern52`` (ARD, Hamming on categoricals) over x times a squared exponential over t."""
+
+    has_lengthscale = False
+
+    def __init__(self, is_categorical: np.ndarray) -> None:
+        super().__init__()
+        d = int(is_categorical.size)
+        self.register_buffer("is_cat", torch.as_tensor(is_categorical, dtype=torch.bool))
+        self.register_parameter("raw_x_lengthscale", torch.nn.Parameter(torch.zeros(d)))
+        self.register_parameter("raw_t_lengthscale", torch.nn.Parameter(torch.zeros(1)))
+        self.register_constraint("raw_x_lengthscale", Positive())
+        self.register_constraint("raw_t_lengthscale", Positive())
+        self.register_prior("x_lengthscale_prior", GammaPrior(3.0, 6.0), lambda m: m.x_lengthscale)
+        self.register_prior("t_lengthscale_prior", GammaPrior(3.0, 6.0), lambda m: m.t_lengthscale)
+        self._cache_key: Any = None
+        self._cache_value: tuple[torch.Tensor, torch.Tensor] = (torch.zeros(0), torch.zeros(0))
+
+    @property
+    def x_lengthscale(self) -> torch.Tensor:
+        return self.raw_x_lengthscale_constraint.transform(self.raw_x_lengthscale)
+
+    @property
+    def t_lengthscale(self) -> torch.Tensor:
+        return self.raw_t_lengthscale_constraint.transform(self.raw_t_lengthscale)
+
+    def _sq_dists(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-dimension squared distances (Hamming on categoricals) and squared step gaps.
+
+        They do not depend on the kernel parameters, so the pair for the training inputs is
+        cached and reused at every step of the marginal-likelihood optimisation.
+        """
+        key = (x1.data_ptr(), x1.shape, x2.data_ptr(), x2.shape, x1._version, x2._version)
+        if self._cache_key == key:
+            return self._cache_value
+        diff = x1.detach().unsqueeze(-2) - x2.detach().unsqueeze(-3)
+        dx = diff[..., :-1]
+        sq = torch.where(self.is_cat, (dx != 0).to(dx.dtype), dx.pow(2))
+        value = (sq, diff[..., -1].pow(2))
+        if x1 is x2:
+            self._cache_key, self._cache_value = key, value
+        return value
+
+    def forward(
+        self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params: Any
+    ) -> torch.Tensor:
+        if diag:
+            return torch.ones(x1.shape[:-1], dtype=x1.dtype)
+        if x1.requires_grad or x2.requires_grad:
+            diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+            dx = diff[..., :-1]
+            sq = torch.where(self.is_cat, (dx != 0).to(dx.dtype), dx.pow(2))
+            dt2 = diff[..., -1].pow(2)
+        else:
+            sq, dt2 = self._sq_dists(x1, x2)
+        sqd = sq @ self.x_lengthscale.pow(-2)
+        r = sqd.clamp_min(1e-36).sqrt()
+        matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqd) * torch.exp(-_SQRT5 * r)
+        return matern * torch.exp(-0.5 * dt2 / self.t_lengthscale.pow(2))
+
+
+class Compression(gpytorch.Module):
+    """The logistic parameters ``(m0, g0)`` as bounded GP hyperparameters with weak priors."""
+
+    def __init__(self, target: str, learn: bool) -> None:
+        super().__init__()
+        self.target = target
+        self.learn = learn and target != "final"
+        self.register_parameter("raw_m0", torch.nn.Parameter(torch.zeros(())))
+        self.register_parameter("raw_g0", torch.nn.Parameter(torch.zeros(())))
+        self.register_constraint("raw_m0", Interval(*_curve.M0_BOUNDS))
+        self.register_constraint("raw_g0", Interval(*_curve.G0_BOUNDS))
+        if self.learn:
+            # Centred on BOIL's defaults; wide enough to move when the data say so.
+            self.register_prior("m0_prior", NormalPrior(_curve.DEFAULT_M0, 1.0), lambda m: m.m0)
+            self.register_prior("g0_prior", NormalPrior(_curve.DEFAULT_G0, 0.5), lambda m: m.g0)
+        self.set(_curve.DEFAULT_M0, _curve.DEFAULT_G0)
+
+    @property
+    def m0(self) -> torch.Tensor:
+        return self.raw_m0_constraint.transform(self.raw_m0)
+
+    @property
+    def g0(self) -> torch.Tensor:
+        return self.raw_g0_constraint.transform(self.raw_g0)
+
+    def set(self, m0: float, g0: float) -> None:
+        lo, hi = _curve.M0_BOUNDS
+        m0 = float(np.clip(m0, lo + 1e-6, hi - 1e-6))
+        lo, hi = _curve.G0_BOUNDS
+        g0 = float(np.clip(g0, lo + 1e-6, hi - 1e-6))
+        with torch.no_grad():
+            self.raw_m0.copy_(self.raw_m0_constraint.inverse_transform(torch.tensor(m0)))
+            self.raw_g0.copy_(self.raw_g0_constraint.inverse_transform(torch.tensor(g0)))
+
+    def forward(self, curves: _curve.PaddedCurves) -> torch.Tensor:
+        return _curve.compress(curves, self.m0, self.g0, self.target)
+
+
+class JointGP(gpytorch.models.ExactGP):
+    """Exact GP with :class:`JointKernel`; the training targets come from :class:`Compression`."""
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        curves: _curve.PaddedCurves,
+        is_categorical: np.ndarray,
+        target: str,
+        learn_compression: bool,
+    ) -> None:
+        likelihood = gpytorch.likelihoods.GaussianLikelihood(
+            noise_prior=GammaPrior(1.1, 30.0), noise_constraint=GreaterThan(MIN_NOISE)
+        )
+        super().__init__(X, torch.zeros(X.shape[0], dtype=X.dtype), likelihood)
+        self.curves = curves
+        self.mean_module = gpytorch.means.ConstantMean()
+        self.covar_module = gpytorch.kernels.ScaleKernel(
+            JointKernel(is_categorical), outputscale_prior=GammaPrior(2.0, 1.0)
+        )
+        self.compression = Compression(target, learn_compression)
+        self.double()
+        with torch.no_grad():
+            self.likelihood.noise = torch.tensor(1e-3)
+            self.covar_module.outputscale = torch.tensor(1.0)
+            self.covar_module.base_kernel.raw_x_lengthscale.fill_(
+                float(Positive().inverse_transform(torch.tensor(0.5)))
+            )
+            self.covar_module.base_kernel.raw_t_lengthscale.fill_(
+                float(Positive().inverse_transform(torch.tensor(0.5)))
+            )
+        self.y_mean = 0.0
+        self.y_std = 1.0
+        self.scores = torch.zeros(X.shape[0], dtype=X.dtype)
+
+    def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultivariateNormal:
+        return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+    def standardised_targets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        scores = self.compression(self.curves)
+        mean = scores.mean()
+        std = scores.std() if scores.numel() > 1 else torch.ones((), dtype=scores.dtype)
+        std = std.clamp_min(1e-6)
+        return (scores - mean) / std, mean, std
+
+    # Parameter (de)serialisation -----------------------------------------------------------
+
+    def _trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
+        return [
+            (name, p)
+            for name, p in self.named_parameters()
+            if p.requires_grad and (self.compression.learn or not name.startswith("compression"))
+        ]
+
+    def get_flat(self) -> np.ndarray:
+        return np.concatenate([p.detach().numpy().ravel() for _, p in self._trainable()])
+
+    def set_flat(self, flat: np.ndarray) -> None:
+        offset = 0
+        with torch.no_grad():
+            for _, p in self._trainable():
+                k = p.numel()
+                p.copy_(torch.from_numpy(flat[offset : offset + k]).reshape(p.shape))
+                offset += k
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Fitted values in natural units (JSON-friendly)."""
+        kernel = self.covar_module.base_kernel
+        return {
+            "m0": float(self.compression.m0.detach()),
+            "g0": float(self.compression.g0.detach()),
+            "x_lengthscale": [float(v) for v in kernel.x_lengthscale.detach()],
+            "t_lengthscale": float(kernel.t_lengthscale.detach()[0]),
+            "outputscale": float(self.covar_module.outputscale.detach()),
+            "noise": float(self.likelihood.noise.detach()[0]),
+            "mean": float(self.mean_module.constant.detach()),
+        }
+
+    def load_hyperparameters(self, hp: dict[str, Any]) -> None:
+        """Set parameters from :meth:`hyperparameters` output (e.g. a stored warm start)."""
+        kernel = self.covar_module.base_kernel
+        with torch.no_grad():
+            xl = torch.as_tensor(hp["x_lengthscale"], dtype=torch.float64)
+            if xl.numel() == kernel.raw_x_lengthscale.numel():
+                kernel.raw_x_lengthscale.copy_(
+                    kernel.raw_x_lengthscale_constraint.inverse_transform(xl.clamp_min(1e-4))
+                )
+            tl = torch.tensor([max(float(hp["t_lengthscale"]), 1e-4)], dtype=torch.float64)
+            kernel.raw_t_lengthscale.copy_(
+                kernel.raw_t_lengthscale_constraint.inverse_transform(tl)
+            )
+            self.covar_module.outputscale = torch.tensor(max(float(hp["outputscale"]), 1e-4))
+            self.likelihood.noise = torch.tensor(max(float(hp["noise"]), 2 * MIN_NOISE))
+            self.mean_module.constant.fill_(float(hp["mean"]))
+        if self.compression.learn:
+            self.compression.set(float(hp["m0"]), float(hp["g0"]))
+
+    # Fitting ---------------------------------------------------------------------------------
+
+    def neg_log_posterior(self) -> torch.Tensor:
+        """``-(log p(y | theta) + log p(theta)) / n`` for the current parameters."""
+        y, _, _ = self.standardised_targets()
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self)
+        self.train()
+        output = self(*self.train_inputs)
+        return -mll(output, y)
+
+    def fit(
+        self,
+        starts: Sequence[dict[str, Any] | None],
+        rng: np.random.RandomState,
+        n_random_starts: int,
+        maxiter: int = 200,
+    ) -> float:
+        """Maximise the marginal likelihood from each start; keep the best. Returns its loss.
+
+        ``None`` in ``starts`` stands for the default initial values. Random starts perturb the
+        defaults (lengthscales, logistic parameters) with ``rng``.
+        """
+        default = self.get_flat()
+        candidates: list[np.ndarray] = []
+        for hp in starts:
+            self.set_flat(default)
+            if hp is not None:
+                try:
+                    self.load_hyperparameters(hp)
+                except (KeyError, TypeError, ValueError):
+                    continue
+            candidates.append(self.get_flat())
+        for _ in range(n_random_starts):
+            candidates.append(default + rng.normal(scale=1.0, size=default.size))
+
+        def loss_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            self.set_flat(flat)
+            self.zero_grad()
+            loss = self.neg_log_posterior()
+            loss.backward()
+            grad = np.concatenate(
+                [
+                    (p.grad if p.grad is not None else torch.zeros_like(p)).numpy().ravel()
+                    for _, p in self._trainable()
+                ]
+            )
+            return float(loss.detach()), grad
+
+        best_flat, best_loss = candidates[0], np.inf
+        with gp_settings():
+            for start in candidates:
+                try:
+                    res = scipy.optimize.minimize(
+                        loss_and_grad,
+                        start,
+                        jac=True,
+                        method="L-BFGS-B",
+                        bounds=[(-12.0, 12.0)] * start.size,
+                        options={"maxiter": maxiter, "ftol": 1e-7, "gtol": 1e-3},
+                    )
+                except (RuntimeError, ValueError, np.linalg.LinAlgError):
+                    continue
+                if np.isfinite(res.fun) and res.fun < best_loss:
+                    best_loss, best_flat = float(res.fun), res.x
+        self.set_flat(best_flat)
+        self.finalise()
+        return best_loss
+
+    def finalise(self) -> None:
+        """Fix the targets at the fitted compression and factorise the training covariance."""
+        with torch.no_grad():
+            y, mean, std = self.standardised_targets()
+            self.scores = self.compression(self.curves).detach()
+            self.y_mean, self.y_std = float(mean), float(std)
+            self.set_train_data(self.train_inputs[0], y.detach(), strict=False)
+            self.refactorise()
+        self.eval()
+
+    def refactorise(self) -> None:
+        """Cholesky factor of ``K + noise I`` and the weights for the posterior mean."""
+        with torch.no_grad():
+            X = self.train_inputs[0]
+            n = X.shape[0]
+            K = self.covar_module(X).to_dense() + self.noise * torch.eye(n, dtype=X.dtype)
+            self.chol = _robust_cholesky(K)
+            resid = (self.train_targets - self.mean_module.constant).unsqueeze(-1)
+            self.alpha = torch.cholesky_solve(resid, self.chol).squeeze(-1)
+
+    @property
+    def noise(self) -> torch.Tensor:
+        return self.likelihood.noise.detach()[0]
+
+    def covariance(self, X: torch.Tensor) -> torch.Tensor:
+        """``K(X, X)`` of the fitted kernel (without noise)."""
+        return self.covar_module(X).to_dense()
+
+    def predict(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and variance of the latent function at ``X`` (standardised units).
+
+        Differentiable with respect to ``X``; uses the stored Cholesky factor, never an inverse.
+        """
+        k = self.covar_module(X, self.train_inputs[0]).to_dense()
+        mean = self.mean_module.constant + k @ self.alpha
+        v = torch.linalg.solve_triangular(self.chol, k.transpose(-1, -2), upper=False)
+        var = self.covar_module.outputscale - v.pow(2).sum(-2)
+        return mean, var.clamp_min(1e-12)
+
+
+def _robust_cholesky(K: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor with growing diagonal jitter if ``K`` is numerically not positive."""
+    jitter = 0.0
+    for _ in range(8):
+        L, info = torch.linalg.cholesky_ex(K + jitter * torch.eye(K.shape[0], dtype=K.dtype))
+        if int(info) == 0:
+            return L
+        jitter = 1e-9 if jitter == 0.0 else jitter * 10.0
+    raise RuntimeError("The GP covariance matrix is not positive definite.")

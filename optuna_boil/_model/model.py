@@ -1,0 +1,477 @@
+"""The BOIL model facade shared by the sampler and the pruner.
+
+One call to :meth:`BOILModel.fit` goes from curves to a fitted model:
+curves -> orientation-free scaling -> (optional) subsampling to the GP size cap -> selective
+augmentation -> joint fit of the GP and the compression -> fantasies for pending runs -> cost
+model. The :class:`FittedModel` then answers the questions of the sampler (which ``(x, t)`` next),
+the pruner (continue this run, and until when) and the user (which configuration is best).
+
+Inputs and outputs are numpy arrays in the encoded space of :mod:`.search_space`; no Optuna object
+is seen here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import numpy as np
+import torch
+
+from optuna_boil._model import acquisition as _acq
+from optuna_boil._model import augment as _augment
+from optuna_boil._model import curve as _curve
+from optuna_boil._model.cost import CostModel
+from optuna_boil._model.gp import JointGP
+from optuna_boil._model.search_space import SearchSpace
+
+
+_SAME_X_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Settings of the model (see :class:`~optuna_boil.BOILSampler` for their meaning)."""
+
+    target: str = "logistic"
+    learn_compression: bool = True
+    augmentation: bool = True
+    cost_aware: bool = True
+    max_gp_points: int = 200
+    max_augmented: int = 64
+    max_log_cond: float = 15.0
+    n_samples: int = 1024
+    n_local: int = 8
+    n_random_restarts: int = 2
+
+
+@dataclass
+class CurveData:
+    """What the storage holds, per trial, in the model's terms.
+
+    Attributes:
+        x: Encoded parameters, ``(n, d)``.
+        steps: Sorted step values of each trial's reports (possibly empty).
+        values: The matching values, oriented so that higher is better (NaN/inf allowed).
+        costs: Cumulative cost at the last step, ``(n,)`` (NaN when unknown).
+        running: Whether each trial is still running.
+        budgets: The step budget each trial currently has, ``(n,)`` (NaN when none).
+    """
+
+    x: np.ndarray
+    steps: list[np.ndarray]
+    values: list[np.ndarray]
+    costs: np.ndarray
+    running: np.ndarray
+    budgets: np.ndarray
+    numbers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class Decision:
+    """A proposed ``(x, t)`` with what the model expects of it."""
+
+    x: np.ndarray
+    t: int
+    log_acq: float
+    predicted_score: float
+    predicted_final: float
+    hyperparameters: dict[str, Any]
+
+
+class BOILModel:
+    """Fits the BOIL model to curve data.
+
+    Args:
+        space: Encoder of the search space.
+        t_lo: Smallest budget (step value).
+        t_hi: Largest budget (step value).
+        config: Model settings.
+        cost_in_steps: Count cost in steps (exact, not fitted) instead of using ``costs``.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        t_lo: int,
+        t_hi: int,
+        config: ModelConfig = ModelConfig(),
+        cost_in_steps: bool = True,
+    ) -> None:
+        if t_hi < t_lo:
+            raise ValueError(f"t_hi={t_hi} must not be smaller than t_lo={t_lo}.")
+        self.space = space
+        self.t_lo = int(t_lo)
+        self.t_hi = int(t_hi)
+        self.config = config
+        self.cost_in_steps = cost_in_steps
+
+    def scale_t(self, t: np.ndarray | float) -> np.ndarray:
+        span = self.t_hi - self.t_lo
+        t = np.asarray(t, dtype=np.float64)
+        return (t - self.t_lo) / span if span > 0 else np.zeros_like(t)
+
+    def unscale_t(self, u: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(self.t_lo + u * (self.t_hi - self.t_lo)), self.t_lo, self.t_hi)
+
+    def fit(
+        self,
+        data: CurveData,
+        rng: np.random.RandomState,
+        warm_start: dict[str, Any] | None = None,
+    ) -> FittedModel:
+        """Fit the model, warm-started from a previous :meth:`FittedModel.hyperparameters`."""
+        cfg = self.config
+        has_data = np.array([s.size > 0 for s in data.steps], dtype=bool)
+        if not has_data.any():
+            raise ValueError("The model needs at least one trial with a reported value.")
+        real = np.flatnonzero(has_data)
+        scaled, low, span = _curve.normalise_curves(
+            [(data.steps[i], data.values[i]) for i in real]
+        )
+        curves = {int(i): c for i, c in zip(real, scaled, strict=False)}
+        real = self._subsample(real, curves, data, cfg.max_gp_points)
+        # Real points: every kept trial at its last reported step.
+        points = [(int(i), curves[int(i)][0].size) for i in real]
+        gp = self._build_gp(data, curves, points)
+        if warm_start is not None:
+            try:
+                gp.load_hyperparameters(warm_start)
+            except (KeyError, TypeError, ValueError):
+                warm_start = None
+        if cfg.augmentation:
+            gp.finalise()
+            extra = self._augment(gp, data, curves, points)
+            if extra:
+                points = points + extra
+                gp_aug = self._build_gp(data, curves, points)
+                gp_aug.load_hyperparameters(gp.hyperparameters())
+                gp = gp_aug
+        starts: list[dict[str, Any] | None] = [warm_start] if warm_start is not None else []
+        starts.append(None)
+        n_random = 0 if warm_start is not None else cfg.n_random_restarts
+        gp.fit(starts, rng, n_random, maxiter=25 if warm_start is not None else 100)
+        cost = CostModel(self.space.is_categorical, self.space.n_choices)
+        if not self.cost_in_steps:
+            t_last = np.array([s[-1] if s.size else np.nan for s in data.steps])
+            cost.fit(data.x, t_last + self._step_offset(data), data.costs)
+        return FittedModel(self, data, gp, points, cost, low, span)
+
+    @staticmethod
+    def _step_offset(data: CurveData) -> float:
+        """1 when steps start at 0 (step s means s + 1 steps trained), else 0."""
+        firsts = [float(s[0]) for s in data.steps if s.size]
+        return 1.0 if firsts and min(firsts) <= 0 else 0.0
+
+    def _subsample(
+        self,
+        real: np.ndarray,
+        curves: dict[int, Any],
+        data: CurveData,
+        cap: int,
+    ) -> np.ndarray:
+        """Keep at most ``cap`` trials: all running ones, the best third, then evenly spread."""
+        if real.size <= cap:
+            return real
+        last = np.array([curves[int(i)][1][-1] for i in real])
+        keep = set(int(i) for i in real[data.running[real]])
+        for j in np.argsort(-last, kind="stable")[: cap // 3]:
+            keep.add(int(real[j]))
+        rest = [int(i) for i in real if int(i) not in keep]
+        room = cap - len(keep)
+        if room > 0 and rest:
+            picks = np.unique(np.linspace(0, len(rest) - 1, room).round().astype(int))
+            keep.update(rest[k] for k in picks)
+        return np.array(sorted(keep))[:cap] if len(keep) > cap else np.array(sorted(keep))
+
+    def _inputs(
+        self, data: CurveData, curves: dict[int, Any], points: list[tuple[int, int]]
+    ) -> np.ndarray:
+        x = np.array([data.x[i] for i, _ in points]).reshape(len(points), self.space.dim)
+        t = np.array([curves[i][0][length - 1] for i, length in points], dtype=np.float64)
+        return np.column_stack([x, self.scale_t(t)])
+
+    def _build_gp(
+        self, data: CurveData, curves: dict[int, Any], points: list[tuple[int, int]]
+    ) -> JointGP:
+        X = torch.from_numpy(self._inputs(data, curves, points))
+        padded = _curve.PaddedCurves(
+            [curves[i] for i, _ in points], [length for _, length in points], self.t_lo, self.t_hi
+        )
+        return JointGP(
+            X,
+            padded,
+            self.space.is_categorical,
+            self.config.target,
+            self.config.learn_compression,
+        )
+
+    def _augment(
+        self,
+        gp: JointGP,
+        data: CurveData,
+        curves: dict[int, Any],
+        points: list[tuple[int, int]],
+    ) -> list[tuple[int, int]]:
+        room = min(self.config.max_gp_points - len(points), self.config.max_augmented)
+        if room <= 0:
+            return []
+        cand: list[tuple[int, int]] = []
+        owner: list[int] = []
+        caps = np.zeros(len(points), dtype=np.int64)
+        for k, (i, length) in enumerate(points):
+            steps = curves[i][0]
+            caps[k] = _augment.per_curve_cap(float(self.scale_t(steps[length - 1])))
+            if caps[k] == 0 or length < 2:
+                continue
+            # At most 12 evenly spread earlier prefixes per curve are candidates.
+            lengths = np.unique(
+                np.linspace(1, length - 1, min(12, length - 1)).round().astype(int)
+            )
+            for ell in lengths:
+                cand.append((i, int(ell)))
+                owner.append(k)
+        if not cand:
+            return []
+        Xp = torch.from_numpy(self._inputs(data, curves, points))
+        Xc = torch.from_numpy(self._inputs(data, curves, cand))
+        with torch.no_grad():
+            chosen = _augment.select(
+                gp.covariance(Xp),
+                gp.covar_module(Xp, Xc).to_dense(),
+                gp.covariance(Xc),
+                float(gp.noise),
+                np.asarray(owner),
+                caps,
+                room,
+                self.config.max_log_cond,
+            )
+        return [cand[j] for j in chosen]
+
+
+class FittedModel:
+    """A fitted BOIL model: decisions for the sampler, the pruner and the user."""
+
+    def __init__(
+        self,
+        model: BOILModel,
+        data: CurveData,
+        gp: JointGP,
+        points: list[tuple[int, int]],
+        cost: CostModel,
+        low: float,
+        span: float,
+    ) -> None:
+        self.model = model
+        self.data = data
+        self.gp = gp
+        self.points = points
+        self.cost = cost
+        self.low = low
+        self.span = span
+        self.offset = model._step_offset(data)
+        self.n_real = len({i for i, _ in points})
+        self.n_augmented = len(points) - self.n_real
+        with torch.no_grad():
+            mean, _ = gp.predict(gp.train_inputs[0][: self.n_real])
+        self.best = float(mean.max())
+        self._add_fantasies()
+
+    def _add_fantasies(self) -> None:
+        """Condition on pending runs at their budgets (posterior-mean fantasies)."""
+        d = self.data
+        rows = []
+        for i in np.flatnonzero(d.running & np.isfinite(d.budgets)):
+            last = d.steps[i][-1] if d.steps[i].size else -np.inf
+            if d.budgets[i] > last:
+                rows.append(np.append(d.x[i], self.model.scale_t(d.budgets[i])))
+        if not rows:
+            return
+        Xf = torch.from_numpy(np.array(rows))
+        with torch.no_grad():
+            yf, _ = self.gp.predict(Xf)
+            X = torch.cat([self.gp.train_inputs[0], Xf])
+            y = torch.cat([self.gp.train_targets, yf])
+            self.gp.set_train_data(X, y, strict=False)
+            self.gp.refactorise()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.gp.hyperparameters()
+
+    # Predictions -------------------------------------------------------------------------------
+
+    def predict(self, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and std of the compressed score at ``(x, t)`` in metric-scaled units.
+
+        The returned values are in ``[0, 1]``-scaled "higher is better" units of the curves
+        (multiply by ``span`` and add ``low`` for the oriented metric).
+        """
+        X = torch.from_numpy(np.column_stack([np.atleast_2d(x), self.model.scale_t(t)]))
+        with torch.no_grad():
+            mean, var = self.gp.predict(X)
+        y_std = self.gp.y_std
+        return (mean.numpy() * y_std + self.gp.y_mean), var.sqrt().numpy() * y_std
+
+    def to_metric(self, score: np.ndarray | float) -> np.ndarray:
+        """Scaled score back to the oriented metric's units."""
+        return self.low + np.asarray(score) * self.span
+
+    # Acquisition -------------------------------------------------------------------------------
+
+    def _cost(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.model.config.cost_aware:
+            return torch.ones(X.shape[0], dtype=X.dtype)
+        span = float(self.model.t_hi - self.model.t_lo)
+        t = self.model.t_lo + X[:, -1] * span + self.offset
+        if start is not None:
+            t = t - start - self.offset
+        if self.model.cost_in_steps:
+            c = t.clamp_min(0.0)
+        else:
+            c = self.cost.rate_torch(X[:, :-1]) * t
+            if start is None:
+                c = c + self.cost.overhead
+        floor = float(self.cost.rate(np.zeros((1, self.model.space.dim)))[0]) * 0.5
+        return c.clamp_min(floor if not self.model.cost_in_steps else 0.5)
+
+    def log_acq(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """``log EI - log cost`` at encoded ``(x, t)`` rows; ``start`` gives continuation cost."""
+        mean, var = self.gp.predict(X)
+        return _acq.log_ei(mean, var, self.best) - self._cost(X, start).log()
+
+    def _observed_until(self, x: np.ndarray) -> float:
+        """Largest step observed or budgeted for configurations equal to ``x`` (or -inf)."""
+        d = self.data
+        same = np.all(np.abs(d.x - x) <= _SAME_X_TOL, axis=1)
+        if not same.any():
+            return -np.inf
+        until = -np.inf
+        for i in np.flatnonzero(same):
+            if d.steps[i].size:
+                until = max(until, float(d.steps[i][-1]))
+            if d.running[i] and np.isfinite(d.budgets[i]):
+                until = max(until, float(d.budgets[i]))
+        return until
+
+    def _search(
+        self,
+        rng: np.random.RandomState,
+        fixed_t: int | None = None,
+        fixed_x: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        space = self.model.space
+        cfg = self.model.config
+        dim = space.dim
+
+        def sample(n: int, r: np.random.RandomState) -> np.ndarray:
+            x = space.sample(n, r) if fixed_x is None else np.tile(fixed_x, (n, 1))
+            u = (
+                r.uniform(size=(n, 1))
+                if fixed_t is None
+                else np.full((n, 1), self.model.scale_t(fixed_t))
+            )
+            return np.hstack([x, u])
+
+        def round_fn(X: np.ndarray) -> np.ndarray:
+            out = X.copy()
+            out[:, :dim] = space.round(X[:, :dim]) if fixed_x is None else fixed_x
+            t = self.model.unscale_t(X[:, dim]) if fixed_t is None else np.full(len(X), fixed_t)
+            out[:, dim] = self.model.scale_t(t)
+            return out
+
+        continuous = np.append(~space.is_categorical, fixed_t is None)
+        if fixed_x is not None:
+            continuous[:dim] = False
+        n_samples = cfg.n_samples if fixed_x is None else min(cfg.n_samples, 64)
+        return _acq.maximise(
+            self.log_acq, sample, round_fn, continuous, rng, n_samples, cfg.n_local
+        )
+
+    def suggest(self, rng: np.random.RandomState, fixed_t: int | None = None) -> Decision:
+        """The next ``(x, t)``: the acquisition maximiser that repeats no observed run.
+
+        Args:
+            rng: Random state for the maximiser.
+            fixed_t: Choose only ``x``, at this step budget.
+        """
+        X, f = self._search(rng, fixed_t=fixed_t)
+        dim = self.model.space.dim
+        chosen = None
+        for row, value in zip(X, f, strict=False):
+            t = float(self.model.unscale_t(row[dim]))
+            if t > self._observed_until(row[:dim]):
+                chosen = (row, value)
+                break
+        if chosen is None:  # Everything seen was observed; take a fresh random point.
+            row = np.append(
+                self.model.space.sample(1, rng)[0], self.model.scale_t(self.model.t_hi)
+            )
+            with torch.no_grad():
+                value = float(self.log_acq(torch.from_numpy(row[None]))[0])
+            chosen = (row, value)
+        return self._decision(chosen[0], float(chosen[1]))
+
+    def _decision(self, row: np.ndarray, log_acq: float) -> Decision:
+        dim = self.model.space.dim
+        t = int(self.model.unscale_t(row[dim]))
+        mean, _ = self.predict(row[None, :dim], np.array([t]))
+        final, _ = self.predict(row[None, :dim], np.array([self.model.t_hi]))
+        return Decision(
+            x=row[:dim].copy(),
+            t=t,
+            log_acq=log_acq,
+            predicted_score=float(mean[0]),
+            predicted_final=float(final[0]),
+            hyperparameters=self.hyperparameters(),
+        )
+
+    def budget_for(self, x: np.ndarray, rng: np.random.RandomState) -> Decision:
+        """Best budget ``t`` for a given configuration ``x`` (for runs of other samplers)."""
+        X, f = self._search(rng, fixed_x=x)
+        return self._decision(X[0], float(f[0]))
+
+    def continuation(
+        self, index: int, step: float, rng: np.random.RandomState
+    ) -> tuple[int | None, float, float]:
+        """Whether to continue trial ``index`` from ``step``, and until which step.
+
+        Compares the best value of continuing, ``log EI(x, t') - log cost(step -> t')`` over
+        ``t' > step``, with the best *new* candidate under the same (current) posterior.
+
+        Returns:
+            ``(extend_to or None, log value of continuing, log value of the best new run)``.
+        """
+        t_hi = self.model.t_hi
+        if step >= t_hi:
+            return None, -np.inf, np.inf
+        x = self.data.x[index]
+        ts = np.arange(int(np.floor(step)) + 1, t_hi + 1)
+        X = torch.from_numpy(np.column_stack([np.tile(x, (ts.size, 1)), self.model.scale_t(ts)]))
+        with torch.no_grad():
+            values = self.log_acq(X, start=torch.tensor(float(step), dtype=torch.float64)).numpy()
+        k = int(np.argmax(values))
+        new = self.suggest(rng)
+        if values[k] >= new.log_acq:
+            # Extend by at least a sixteenth of the budget range, so that a run is not re-examined
+            # at every single step (the value per cost is usually largest for the next step).
+            chunk = max(1, (t_hi - self.model.t_lo) // 16)
+            return (
+                int(min(max(ts[k], np.floor(step) + chunk), t_hi)),
+                float(values[k]),
+                new.log_acq,
+            )
+        return None, float(values[k]), new.log_acq
+
+    def recommend(self) -> tuple[int, float]:
+        """Index of the observed configuration with the best predicted full-budget score.
+
+        Returns ``(index into data, predicted score at t_hi in the oriented metric's units)``.
+        """
+        idx = sorted({i for i, _ in self.points})
+        mean, _ = self.predict(self.data.x[idx], np.full(len(idx), self.model.t_hi))
+        k = int(np.argmax(mean))
+        return idx[k], float(self.to_metric(mean[k]))

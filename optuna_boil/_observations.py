@@ -1,0 +1,122 @@
+"""FrozenTrials -> the model's :class:`~optuna_boil._model.model.CurveData`.
+
+Which trials contribute what:
+
+* COMPLETE, PRUNED and FAIL trials contribute their learning curve (intermediate values sorted by
+  step). A COMPLETE trial that reported nothing contributes its final value at the full budget.
+* RUNNING trials contribute their partial curve and are *pending*: the model conditions on their
+  current budget so that parallel workers do not choose the same ``(x, t)``.
+* A FAIL trial that was retried (Optuna's ``failed_trial`` system attribute on the retry) is left
+  out when the retry inherited its curve, so the same curve is not counted twice.
+* WAITING trials and trials whose parameters do not cover the search space are left out.
+
+Values are oriented so that higher is better (minimised metrics are negated). Non-finite values
+are kept here; :func:`~optuna_boil._model.curve.normalise_curves` applies the policy
+(NaN and the bad infinity count as the worst finite value observed, the good infinity as the best).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import datetime
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_boil import _storage
+from optuna_boil._model.model import CurveData
+from optuna_boil._model.search_space import SearchSpace
+
+
+USED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.FAIL)
+
+
+def curve_of(trial: FrozenTrial, t_hi: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(steps, values)`` of a trial (raw orientation)."""
+    iv = trial.intermediate_values
+    if iv:
+        steps = np.array(sorted(iv), dtype=np.float64)
+        values = np.array([iv[int(s)] for s in steps], dtype=np.float64)
+        return steps, values
+    if trial.state == TrialState.COMPLETE and trial.value is not None and t_hi is not None:
+        return np.array([float(t_hi)]), np.array([float(trial.value)])
+    return np.zeros(0), np.zeros(0)
+
+
+def params_of(trial: FrozenTrial) -> dict[str, object]:
+    params = dict(trial.params)
+    published = trial.system_attrs.get(_storage.PARAMS)
+    if isinstance(published, dict):
+        for k, v in published.items():
+            params.setdefault(k, v)
+    return params
+
+
+def _superseded_failures(trials: Sequence[FrozenTrial]) -> set[int]:
+    by_id = {t._trial_id: t for t in trials}
+    out: set[int] = set()
+    for t in trials:
+        failed_id = t.system_attrs.get("failed_trial")
+        failed = by_id.get(failed_id) if isinstance(failed_id, int) else None
+        if failed is not None and failed.intermediate_values:
+            if set(failed.intermediate_values) <= set(t.intermediate_values):
+                out.add(failed.number)
+    return out
+
+
+def build(
+    trials: Sequence[FrozenTrial],
+    space: SearchSpace,
+    direction: optuna.study.StudyDirection,
+    t_hi: float | None,
+    cost_mode: str,
+    exclude_number: int | None = None,
+) -> CurveData:
+    """Collect the curve data of ``trials`` (already read once from storage)."""
+    skip = _superseded_failures(trials)
+    sign = -1.0 if direction == optuna.study.StudyDirection.MINIMIZE else 1.0
+    xs, steps, values, costs, running, budgets, numbers = [], [], [], [], [], [], []
+    now = datetime.datetime.now(datetime.timezone.utc)
+    user_costs = any(_storage.COST in t.system_attrs for t in trials)
+    for t in trials:
+        if t.state not in USED_STATES or t.number == exclude_number or t.number in skip:
+            continue
+        params = params_of(t)
+        try:
+            x = space.encode(params)
+        except (KeyError, ValueError, TypeError):
+            continue
+        if not np.all(np.isfinite(x)):
+            continue
+        s, v = curve_of(t, t_hi)
+        if s.size == 0 and t.state != TrialState.RUNNING:
+            continue
+        xs.append(x)
+        steps.append(s)
+        values.append(sign * v)
+        running.append(t.state == TrialState.RUNNING)
+        budget = _storage.get_budget(t)
+        budgets.append(float(budget) if budget is not None else np.nan)
+        numbers.append(t.number)
+        if user_costs:
+            reported = t.system_attrs.get(_storage.COST)
+            costs.append(float(reported[1]) if isinstance(reported, list) else np.nan)
+        elif cost_mode == "wallclock" and t.datetime_start is not None:
+            end = t.datetime_complete or now
+            start = t.datetime_start
+            if start.tzinfo is None and end.tzinfo is not None:
+                end = end.replace(tzinfo=None) if end is not now else datetime.datetime.now()
+            costs.append((end - start).total_seconds())
+        else:
+            costs.append(float(s[-1]) if s.size else np.nan)
+    return CurveData(
+        x=np.array(xs).reshape(len(xs), space.dim),
+        steps=steps,
+        values=values,
+        costs=np.array(costs, dtype=np.float64),
+        running=np.array(running, dtype=bool),
+        budgets=np.array(budgets, dtype=np.float64),
+        numbers=np.array(numbers, dtype=np.int64),
+    )
