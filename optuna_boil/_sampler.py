@@ -163,6 +163,7 @@ class BOILSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
+        self._raise_error_if_multi_objective(study)
         space = self._intersection.calculate(study)
         return {name: dist for name, dist in space.items() if not dist.single()}
 
@@ -173,6 +174,7 @@ class BOILSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
+        self._raise_error_if_multi_objective(study)
         if self._warn_independent_sampling and self._past_startup(study, trial):
             _logger.warning(
                 f"The parameter '{param_name}' in trial#{trial.number} is sampled independently "
@@ -225,11 +227,10 @@ class BOILSampler(BaseSampler):
         if isinstance(pruner, BOILPruner):
             return pruner._min_resource, pruner._resolve_max(trials), True
         steps = [t.last_step for t in trials if t.last_step is not None]
-        return (
-            min((min(t.intermediate_values) for t in trials if t.intermediate_values), default=0),
-            max(steps, default=None),
-            False,
-        )
+        if not steps:  # No reports at all: plain GP-based optimisation at one fidelity.
+            return 0, 0, False
+        first = min(min(t.intermediate_values) for t in trials if t.intermediate_values)
+        return first, max(steps), False
 
     def startup_budget(self, t_lo: int, t_hi: int | None) -> int | None:
         if t_hi is None:

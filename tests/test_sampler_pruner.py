@@ -1,0 +1,275 @@
+"""Behaviour of BOILSampler with BOILPruner inside ordinary Optuna studies."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+from optuna_boil import BOILPruner
+from optuna_boil import BOILSampler
+from optuna_boil import _observations
+from optuna_boil import get_budget
+from optuna_boil import recommend
+from optuna_boil import report_cost
+from optuna_boil._model.search_space import SearchSpace
+
+
+MAX = 12
+
+
+def make_objective(
+    seen: list[tuple[int, int | None, int]] | None = None, values: dict[int, float] | None = None
+):
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        n = trial.suggest_int("n", 1, 4)
+        c = trial.suggest_categorical("c", ["a", "b", "c"])
+        budget = get_budget(trial)
+        value = 0.0
+        for step in range(1, MAX + 1):
+            value = (1 - (x - 0.3) ** 2 + 0.05 * n + 0.1 * (c == "b")) * (1 - math.exp(-step / 4))
+            if values is not None and step in values:
+                value = values[step]
+            trial.report(value, step)
+            if trial.should_prune():
+                if seen is not None:
+                    seen.append((trial.number, budget, step))
+                raise optuna.TrialPruned()
+        return value
+
+    return objective
+
+
+def boil_study(storage: str | None = None, seed: int = 0, **kwargs: object) -> optuna.Study:
+    return optuna.create_study(
+        direction="maximize",
+        storage=storage,
+        sampler=BOILSampler(seed=seed, n_startup_trials=4, **kwargs),  # type: ignore[arg-type]
+        pruner=BOILPruner(min_resource=2, max_resource=MAX),
+    )
+
+
+def test_budgets_are_integers_in_bounds_and_min_resource_is_honoured() -> None:
+    seen: list[tuple[int, int | None, int]] = []
+    study = boil_study()
+    study.optimize(make_objective(seen), n_trials=10)
+    for t in study.trials:
+        budget = t.system_attrs["boil:budget"]
+        assert isinstance(budget, int) and 2 <= budget <= MAX
+        assert t.last_step is not None and t.last_step >= 2
+        if t.state == TrialState.PRUNED:
+            # Stopped exactly at its (possibly extended) budget, never earlier.
+            assert t.last_step == budget
+        else:
+            assert t.state == TrialState.COMPLETE and t.last_step == MAX
+    # Start-up trials got the documented small budget: 2 + (12 - 2) // 16 = 2.
+    assert [t.user_attrs["boil_initial_budget"] for t in study.trials[:4]] == [2] * 4
+    assert all(budget is not None for _, budget, _ in seen)
+
+
+def test_pruned_trial_contributes_its_whole_curve() -> None:
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=5)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned
+    space = SearchSpace(study.trials[0].distributions)
+    data = _observations.build(study.trials, space, study.direction, MAX, "steps")
+    for t in pruned:
+        k = list(data.numbers).index(t.number)
+        assert list(data.steps[k]) == sorted(t.intermediate_values)
+        assert np.allclose(
+            data.values[k], [t.intermediate_values[s] for s in sorted(t.intermediate_values)]
+        )
+
+
+def test_minimise_is_oriented() -> None:
+    study = optuna.create_study(direction="minimize")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 0.5},
+            distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+            intermediate_values={1: 3.0, 2: 1.0},
+            value=1.0,
+        )
+    )
+    space = SearchSpace({"x": optuna.distributions.FloatDistribution(0, 1)})
+    data = _observations.build(study.trials, space, study.direction, 2, "steps")
+    assert list(data.values[0]) == [-3.0, -1.0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1e300])
+def test_non_finite_reports_are_kept_and_do_not_crash(bad: float) -> None:
+    study = boil_study()
+    study.optimize(make_objective(values={3: bad}), n_trials=7)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    with_bad = [t for t in study.trials if 3 in t.intermediate_values]
+    assert with_bad
+    for t in with_bad:
+        v = t.intermediate_values[3]
+        assert (math.isnan(v) and math.isnan(bad)) or v == bad
+
+
+def test_fresh_instances_make_the_same_decision(tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    study = boil_study(storage)
+    study.optimize(make_objective(), n_trials=6)
+    decisions = []
+    for name in ("b", "c"):
+        copy = f"sqlite:///{tmp_path / (name + '.db')}"
+        optuna.copy_study(from_study_name=study.study_name, from_storage=storage, to_storage=copy)
+        fresh = optuna.load_study(
+            study_name=study.study_name,
+            storage=copy,
+            sampler=BOILSampler(seed=0, n_startup_trials=4),
+            pruner=BOILPruner(min_resource=2, max_resource=MAX),
+        )
+        trial = fresh.ask()
+        params = {k: trial.suggest_float(k, 0, 1) for k in ("x",)}
+        params["n"] = trial.suggest_int("n", 1, 4)
+        params["c"] = trial.suggest_categorical("c", ["a", "b", "c"])
+        decisions.append((params, get_budget(trial)))
+    assert decisions[0] == decisions[1]
+
+
+def test_fixed_seed_reproduces_a_study() -> None:
+    results = []
+    for _ in range(2):
+        study = boil_study(seed=3)
+        study.optimize(make_objective(), n_trials=7)
+        results.append([(t.params, t.system_attrs["boil:budget"]) for t in study.trials])
+    assert results[0] == results[1]
+
+
+def test_model_proposes_no_repeat_of_observed_configuration_at_lower_budget() -> None:
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=10)
+    seen: dict[tuple, int] = {}
+    for t in study.trials:
+        key = tuple(sorted(t.params.items()))
+        if key in seen:
+            assert t.user_attrs["boil_initial_budget"] > seen[key]
+        seen[key] = max(seen.get(key, 0), t.last_step or 0)
+
+
+def test_sampler_alone_with_default_pruner() -> None:
+    study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=3))
+    study.optimize(make_objective(), n_trials=6)
+    assert len(study.trials) == 6
+    assert "boil_predicted_final" in study.trials[-1].user_attrs
+    assert "boil:budget" not in study.trials[-1].system_attrs
+
+
+def test_study_without_reports_is_plain_bo() -> None:
+    study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=3))
+    study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=8)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert "boil_predicted_final" in study.trials[-1].user_attrs
+
+
+def test_one_step_curves() -> None:
+    study = optuna.create_study(
+        sampler=BOILSampler(seed=0, n_startup_trials=3),
+        pruner=BOILPruner(min_resource=1, max_resource=1),
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        trial.report(x, 1)
+        assert not trial.should_prune()
+        return x
+
+    study.optimize(objective, n_trials=6)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_constant_curves() -> None:
+    study = boil_study()
+    study.optimize(make_objective(values={s: 0.5 for s in range(1, MAX + 1)}), n_trials=7)
+    assert len(study.trials) == 7
+
+
+def test_conditional_parameters_fall_back_to_independent_sampling() -> None:
+    study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=3))
+
+    def objective(trial: optuna.Trial) -> float:
+        kind = trial.suggest_categorical("kind", ["a", "b"])
+        x = trial.suggest_float(f"x_{kind}", 0, 1)
+        return x
+
+    study.optimize(objective, n_trials=8)
+    assert len(study.trials) == 8
+
+
+def test_threads_n_jobs_2() -> None:
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=8, n_jobs=2)
+    assert len(study.trials) == 8
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+
+
+def test_report_cost_is_stored_and_validated() -> None:
+    study = boil_study()
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.report(0.1, 1)
+    report_cost(trial, 12.5)
+    assert study._storage.get_trial_system_attrs(trial._trial_id)["boil:cost"] == [1, 12.5]
+    with pytest.raises(ValueError, match="nan"):
+        report_cost(trial, float("nan"))
+    with pytest.raises(ValueError, match="-1"):
+        report_cost(trial, -1)
+
+
+def test_recommend_returns_an_observed_trial() -> None:
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=7)
+    trial, value = recommend(study)
+    assert trial.number in {t.number for t in study.trials}
+    assert math.isfinite(value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, bad",
+    [
+        ({"n_startup_trials": 0}, "0"),
+        ({"target": "mean"}, "mean"),
+        ({"cost": "tokens"}, "tokens"),
+        ({"max_gp_points": 3}, "3"),
+        ({"startup_budget": -1}, "-1"),
+    ],
+)
+def test_sampler_rejects_bad_arguments(kwargs: dict, bad: str) -> None:
+    with pytest.raises(ValueError, match=bad):
+        BOILSampler(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, bad",
+    [
+        ({"min_resource": -1}, "-1"),
+        ({"min_resource": 5, "max_resource": 2}, "2"),
+        ({"max_resource": "full"}, "full"),
+    ],
+)
+def test_pruner_rejects_bad_arguments(kwargs: dict, bad: str) -> None:
+    with pytest.raises(ValueError, match=bad):
+        BOILPruner(**kwargs)
+
+
+def test_multi_objective_is_a_clear_error() -> None:
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=BOILSampler())
+    with pytest.raises(ValueError):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1)
+
+
+def test_auto_max_resource_waits_for_first_finished_trial() -> None:
+    pruner = BOILPruner(min_resource=1, max_resource="auto")
+    study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=3), pruner=pruner)
+    study.optimize(make_objective(), n_trials=5)
+    first = study.trials[0]
+    assert first.state == TrialState.COMPLETE and first.last_step == MAX
+    assert pruner._resolve_max(study.trials) == MAX
