@@ -137,7 +137,7 @@ class BOILSampler(BaseSampler):
             raise ValueError(f"`cost` must be one of {_COST_MODES}, got {cost!r}.")
         if not isinstance(max_gp_points, int) or max_gp_points < 10:
             raise ValueError(f"`max_gp_points` must be an integer >= 10, got {max_gp_points!r}.")
-        self._seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0] % 2**31)
+        self._seed = seed if seed is not None else _random_seed()
         self._n_startup_trials = n_startup_trials
         self._startup_budget = startup_budget
         self._independent_sampler = independent_sampler
@@ -154,7 +154,7 @@ class BOILSampler(BaseSampler):
         self._warned_no_pruner = False
 
     def reseed_rng(self) -> None:
-        self._seed = int(np.random.SeedSequence().generate_state(1)[0] % 2**31)
+        self._seed = _random_seed()
         if self._independent_sampler is not None:
             self._independent_sampler.reseed_rng()
 
@@ -340,6 +340,10 @@ class BOILSampler(BaseSampler):
             predicted = sign * float(fitted.to_metric(decision.predicted_final))
             _storage.set_user(study, tid, _storage.USER_PREDICTED_FINAL, predicted)
             _storage.set_user(study, tid, _storage.USER_LOG_ACQ, float(decision.log_acq))
+
+
+def _random_seed() -> int:
+    return int(np.random.SeedSequence().generate_state(1)[0] % 2**31)
 
 
 class _limit_threads:

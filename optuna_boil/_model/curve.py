@@ -143,7 +143,8 @@ def normalise_curves(
 
     Values must already be oriented (higher is better). Non-finite values follow the package's
     policy: ``-inf`` and ``NaN`` become the worst finite value observed (0 after scaling) and
-    ``+inf`` the best (1). Returns the scaled curves and the ``(low, high)`` range used.
+    ``+inf`` the best (1). Returns the scaled curves, the ``low`` end and the ``span`` of the
+    range used.
     """
     finite = [v[np.isfinite(v)] for _, v in curves]
     all_finite = np.concatenate(finite) if finite else np.zeros(0)

@@ -79,15 +79,17 @@ class JointKernel(gpytorch.kernels.Kernel):
         They do not depend on the kernel parameters, so the pair for the training inputs is
         cached and reused at every step of the marginal-likelihood optimisation.
         """
-        key = (x1.data_ptr(), x1.shape, x2.data_ptr(), x2.shape, x1._version, x2._version)
-        if self._cache_key == key:
-            return self._cache_value
+        # The key holds the tensor itself (not its address, which a new tensor may reuse).
+        if self._cache_key is not None:
+            cached, version = self._cache_key
+            if x1 is cached and x2 is cached and x1._version == version:
+                return self._cache_value
         diff = x1.detach().unsqueeze(-2) - x2.detach().unsqueeze(-3)
         dx = diff[..., :-1]
         sq = torch.where(self.is_cat, (dx != 0).to(dx.dtype), dx.pow(2))
         value = (sq, diff[..., -1].pow(2))
         if x1 is x2:
-            self._cache_key, self._cache_value = key, value
+            self._cache_key, self._cache_value = (x1, x1._version), value
         return value
 
     def forward(
@@ -106,6 +108,20 @@ class JointKernel(gpytorch.kernels.Kernel):
         r = sqd.clamp_min(1e-36).sqrt()
         matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqd) * torch.exp(-_SQRT5 * r)
         return matern * torch.exp(-0.5 * dt2 / self.t_lengthscale.pow(2))
+
+
+class TrendMean(gpytorch.means.Mean):
+    """Prior mean ``c + b * t``: longer training usually scores higher, and without a trend the
+    posterior at unexplored long budgets would fall back to the average score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_parameter("constant", torch.nn.Parameter(torch.zeros(())))
+        self.register_parameter("slope", torch.nn.Parameter(torch.zeros(())))
+        self.register_prior("slope_prior", NormalPrior(0.0, 2.0), lambda m: m.slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.constant + self.slope * x[..., -1]
 
 
 class Compression(gpytorch.Module):
@@ -162,7 +178,7 @@ class JointGP(gpytorch.models.ExactGP):
         )
         super().__init__(X, torch.zeros(X.shape[0], dtype=X.dtype), likelihood)
         self.curves = curves
-        self.mean_module = gpytorch.means.ConstantMean()
+        self.mean_module = TrendMean()
         self.covar_module = gpytorch.kernels.ScaleKernel(
             JointKernel(is_categorical), outputscale_prior=GammaPrior(2.0, 1.0)
         )
@@ -222,6 +238,7 @@ class JointGP(gpytorch.models.ExactGP):
             "outputscale": float(self.covar_module.outputscale.detach()),
             "noise": float(self.likelihood.noise.detach()[0]),
             "mean": float(self.mean_module.constant.detach()),
+            "slope": float(self.mean_module.slope.detach()),
         }
 
     def load_hyperparameters(self, hp: dict[str, Any]) -> None:
@@ -240,6 +257,7 @@ class JointGP(gpytorch.models.ExactGP):
             self.covar_module.outputscale = torch.tensor(max(float(hp["outputscale"]), 1e-4))
             self.likelihood.noise = torch.tensor(max(float(hp["noise"]), 2 * MIN_NOISE))
             self.mean_module.constant.fill_(float(hp["mean"]))
+            self.mean_module.slope.fill_(float(hp.get("slope", 0.0)))
         if self.compression.learn:
             self.compression.set(float(hp["m0"]), float(hp["g0"]))
 
@@ -328,7 +346,7 @@ class JointGP(gpytorch.models.ExactGP):
             n = X.shape[0]
             K = self.covar_module(X).to_dense() + self.noise * torch.eye(n, dtype=X.dtype)
             self.chol = _robust_cholesky(K)
-            resid = (self.train_targets - self.mean_module.constant).unsqueeze(-1)
+            resid = (self.train_targets - self.mean_module(X)).unsqueeze(-1)
             self.alpha = torch.cholesky_solve(resid, self.chol).squeeze(-1)
 
     @property
@@ -345,7 +363,7 @@ class JointGP(gpytorch.models.ExactGP):
         Differentiable with respect to ``X``; uses the stored Cholesky factor, never an inverse.
         """
         k = self.covar_module(X, self.train_inputs[0]).to_dense()
-        mean = self.mean_module.constant + k @ self.alpha
+        mean = self.mean_module(X) + k @ self.alpha
         v = torch.linalg.solve_triangular(self.chol, k.transpose(-1, -2), upper=False)
         var = self.covar_module.outputscale - v.pow(2).sum(-2)
         return mean, var.clamp_min(1e-12)

@@ -406,10 +406,14 @@ class FittedModel:
             if t > self._observed_until(row[:dim]):
                 chosen = (row, value)
                 break
-        if chosen is None:  # Everything seen was observed; take a fresh random point.
-            row = np.append(
-                self.model.space.sample(1, rng)[0], self.model.scale_t(self.model.t_hi)
-            )
+        if chosen is None:  # Every candidate was observed: try fresh random points.
+            t_new = self.model.scale_t(self.model.t_hi if fixed_t is None else fixed_t)
+            draws = self.model.space.round(self.model.space.sample(64, rng))
+            x = draws[0]
+            for x in draws:
+                if float(self.model.unscale_t(t_new)) > self._observed_until(x):
+                    break
+            row = np.append(x, t_new)
             with torch.no_grad():
                 value = float(self.log_acq(torch.from_numpy(row[None]))[0])
             chosen = (row, value)

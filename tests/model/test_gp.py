@@ -1,0 +1,190 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from optuna_boil._model import curve
+from optuna_boil._model.gp import JointGP
+from optuna_boil._model.gp import JointKernel
+
+
+torch.set_num_threads(1)
+
+
+def _single_point_gp(x, y, is_cat=None, target="final", learn=False):
+    """A GP whose targets are one-point curves with the given values (t = 1 for all)."""
+    n, d = x.shape
+    X = torch.from_numpy(np.column_stack([x, np.ones(n)]))
+    curves = [(np.array([10.0]), np.array([v])) for v in y]
+    padded = curve.PaddedCurves(curves, [1] * n, 1.0, 10.0)
+    is_cat = np.zeros(d, dtype=bool) if is_cat is None else is_cat
+    return JointGP(X, padded, is_cat, target, learn)
+
+
+def test_ard_recovers_relevant_input():
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(30, 2))
+    y = np.sin(6.0 * x[:, 0])
+    gp = _single_point_gp(x, y)
+    gp.fit([None], np.random.RandomState(0), n_random_starts=1)
+    ls = gp.hyperparameters()["x_lengthscale"]
+    assert ls[0] < 0.5 * ls[1]
+    # Swapping the roles of the inputs swaps the conclusion.
+    gp2 = _single_point_gp(x[:, ::-1].copy(), y)
+    gp2.fit([None], np.random.RandomState(0), n_random_starts=1)
+    ls2 = gp2.hyperparameters()["x_lengthscale"]
+    assert ls2[1] < 0.5 * ls2[0]
+
+
+def test_categorical_kernel_is_hamming():
+    k = JointKernel(np.array([True, False])).double()
+    X = torch.tensor(
+        [[0.0, 0.5, 1.0], [1.0, 0.5, 1.0], [2.0, 0.5, 1.0], [0.0, 0.5, 1.0]], dtype=torch.float64
+    )
+    K = k(X, X).to_dense().detach()
+    assert K[0, 1] == pytest.approx(float(K[0, 2]), rel=1e-12)
+    assert K[1, 2] == pytest.approx(float(K[0, 2]), rel=1e-12)
+    assert float(K[0, 3]) == pytest.approx(1.0)
+    # Matern 5/2 at r = 1 / l with the default-free lengthscale (softplus(0) = ln 2).
+    r = 1.0 / math.log(2.0)
+    want = (1 + math.sqrt(5) * r + 5 / 3 * r**2) * math.exp(-math.sqrt(5) * r)
+    assert float(K[0, 2]) == pytest.approx(want, rel=1e-10)
+    # The same inputs treated as continuous *are* ordered.
+    kc = JointKernel(np.array([False, False])).double()
+    Kc = kc(X, X).to_dense().detach()
+    assert float(Kc[0, 2]) < float(Kc[0, 1])
+
+
+def test_kernel_time_factor():
+    k = JointKernel(np.array([False])).double()
+    X1 = torch.tensor([[0.3, 0.2]], dtype=torch.float64)
+    X2 = torch.tensor([[0.3, 0.9]], dtype=torch.float64)
+    lt = math.log(2.0)  # softplus(0)
+    want = math.exp(-0.5 * 0.7**2 / lt**2)
+    assert float(k(X1, X2).to_dense().detach()[0, 0]) == pytest.approx(want, rel=1e-10)
+
+
+def test_predict_interpolates_with_small_noise():
+    rng = np.random.RandomState(1)
+    x = rng.uniform(size=(15, 2))
+    y = np.cos(3 * x[:, 0]) + x[:, 1]
+    gp = _single_point_gp(x, y)
+    gp.load_hyperparameters(
+        {
+            "m0": 0.0,
+            "g0": 1.0,
+            "x_lengthscale": [0.5, 0.5],
+            "t_lengthscale": 0.5,
+            "outputscale": 1.0,
+            "noise": 1e-5,
+            "mean": 0.0,
+        }
+    )
+    gp.finalise()
+    X = gp.train_inputs[0]
+    with torch.no_grad():
+        mean, var = gp.predict(X)
+    target = (y - y.mean()) / y.std(ddof=1)
+    np.testing.assert_allclose(mean.numpy(), target, atol=1e-2)
+    assert torch.all(var > 0)
+    assert float(var.max()) < 1e-3
+    far = torch.tensor([[5.0, 5.0, 1.0]], dtype=torch.float64)
+    with torch.no_grad():
+        m_far, v_far = gp.predict(far)
+    assert float(v_far[0]) == pytest.approx(1.0, rel=1e-3)  # prior variance
+    assert float(m_far[0]) == pytest.approx(0.0, abs=1e-3)  # prior mean
+    assert gp.y_mean == pytest.approx(y.mean()) and gp.y_std == pytest.approx(y.std(ddof=1))
+
+
+def test_predict_is_differentiable_in_inputs():
+    rng = np.random.RandomState(2)
+    x = rng.uniform(size=(10, 1))
+    gp = _single_point_gp(x, np.sin(4 * x[:, 0]))
+    gp.finalise()
+    Xq = torch.tensor([[0.37, 1.0]], dtype=torch.float64, requires_grad=True)
+    mean, var = gp.predict(Xq)
+    (mean + var).sum().backward()
+    h = 1e-6
+    with torch.no_grad():
+        up = sum(gp.predict(torch.tensor([[0.37 + h, 1.0]], dtype=torch.float64)))
+        dn = sum(gp.predict(torch.tensor([[0.37 - h, 1.0]], dtype=torch.float64)))
+    assert float(Xq.grad[0, 0]) == pytest.approx(float((up - dn) / (2 * h)), rel=1e-4)
+
+
+def _late_preference_gp(learn=True):
+    rng = np.random.RandomState(3)
+    n, length = 24, 20
+    x = rng.uniform(size=(n, 1))
+    steps = np.arange(1.0, length + 1)
+    curves = []
+    for xi in x[:, 0]:
+        early = rng.normal(scale=1.0, size=length)  # uninformative about x
+        late = np.sin(5.0 * xi) + 0.01 * rng.normal(size=length)
+        v = np.where(steps > 14, late, early)
+        curves.append((steps, v))
+    curves, _, _ = curve.normalise_curves(curves)
+    padded = curve.PaddedCurves(curves, [length] * n, 1.0, float(length))
+    X = torch.from_numpy(np.column_stack([x, np.ones(n)]))
+    return JointGP(X, padded, np.zeros(1, dtype=bool), "logistic", learn)
+
+
+def test_planted_late_preference_is_recovered():
+    gp = _late_preference_gp()
+    loss = gp.fit([None], np.random.RandomState(0), n_random_starts=1)
+    hp = gp.hyperparameters()
+    # Later midpoint (and/or sharper weights) explains the data better.
+    assert hp["m0"] > curve.DEFAULT_M0 + 0.5
+    assert hp["g0"] >= curve.DEFAULT_G0
+    with torch.no_grad():
+        learned = float(gp.neg_log_posterior())
+        assert learned == pytest.approx(loss, rel=1e-6, abs=1e-8)
+        gp.compression.set(curve.DEFAULT_M0, curve.DEFAULT_G0)
+        default = float(gp.neg_log_posterior())
+    assert learned < default
+
+
+def test_fixed_compression_is_not_fitted():
+    gp = _late_preference_gp(learn=False)
+    gp.fit([None], np.random.RandomState(0), n_random_starts=0, maxiter=30)
+    hp = gp.hyperparameters()
+    assert hp["m0"] == pytest.approx(curve.DEFAULT_M0, abs=1e-5)
+    assert hp["g0"] == pytest.approx(curve.DEFAULT_G0, abs=1e-5)
+
+
+def test_fit_is_reproducible():
+    rng = np.random.RandomState(4)
+    x = rng.uniform(size=(20, 2))
+    y = x[:, 0] ** 2 - x[:, 1]
+    hps = []
+    for _ in range(2):
+        gp = _single_point_gp(x, y)
+        gp.fit([None], np.random.RandomState(7), n_random_starts=2, maxiter=50)
+        hps.append(gp.hyperparameters())
+    assert hps[0] == hps[1]
+
+
+def test_warm_start_round_trip():
+    rng = np.random.RandomState(5)
+    x = rng.uniform(size=(12, 2))
+    gp = _single_point_gp(x, x.sum(1))
+    gp.fit([None], np.random.RandomState(0), n_random_starts=0, maxiter=50)
+    hp = gp.hyperparameters()
+    gp2 = _single_point_gp(x, x.sum(1))
+    gp2.load_hyperparameters(hp)
+    for key, value in gp2.hyperparameters().items():
+        assert value == pytest.approx(hp[key], rel=1e-6, abs=1e-12), key
+    # Loading parameters restores the fitted loss (the fit did move away from the defaults).
+    gp3 = _single_point_gp(x, x.sum(1))
+    with torch.no_grad():
+        assert float(gp2.neg_log_posterior()) < float(gp3.neg_log_posterior())
+
+
+def test_distance_cache_not_stale_after_memory_reuse():
+    k = JointKernel(np.zeros(1, dtype=bool)).double()
+    for trial in range(5):
+        A = torch.from_numpy(np.array([[0.0, 0.0], [1.0, 0.0]]))
+        k.forward(A, A)
+        del A
+        B = torch.from_numpy(np.array([[0.0, 0.0], [0.0, 0.0]]))
+        assert float(k.forward(B, B)[0, 1]) == pytest.approx(1.0), trial

@@ -1,0 +1,274 @@
+import math
+
+import numpy as np
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+import pytest
+from scipy.stats import norm
+import torch
+
+from optuna_boil._model import acquisition as acq
+from optuna_boil._model.model import BOILModel
+from optuna_boil._model.model import CurveData
+from optuna_boil._model.model import ModelConfig
+from optuna_boil._model.search_space import SearchSpace
+
+
+torch.set_num_threads(1)
+
+T_LO, T_HI = 1, 20
+FAST = ModelConfig(
+    n_samples=128, n_local=2, n_random_restarts=0, max_augmented=8, max_gp_points=60
+)
+
+
+def _space2():
+    return SearchSpace({"x0": FloatDistribution(0.0, 1.0), "x1": FloatDistribution(0.0, 1.0)})
+
+
+def _quality(x):
+    return 1.0 - (x[:, 0] - 0.3) ** 2 - (x[:, 1] - 0.6) ** 2
+
+
+def _data(x, lengths, running=None, budgets=None, costs=None, step0=1):
+    n = len(x)
+    q = _quality(x) if x.shape[1] == 2 else np.zeros(n)
+    steps, values = [], []
+    for i in range(n):
+        s = np.arange(step0, step0 + lengths[i], dtype=float)
+        steps.append(s)
+        values.append(q[i] * (1.0 - np.exp(-(s - step0 + 1) / 4.0)))
+    return CurveData(
+        x=np.asarray(x, dtype=float),
+        steps=steps,
+        values=values,
+        costs=np.full(n, np.nan) if costs is None else costs,
+        running=np.zeros(n, dtype=bool) if running is None else running,
+        budgets=np.full(n, np.nan) if budgets is None else budgets,
+    )
+
+
+def test_cost_in_steps_divides_ei_by_steps():
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(8, 2))
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, rng.randint(3, 21, 8)), rng)
+    ts = np.array([1.0, 5.0, 20.0])
+    X = torch.from_numpy(np.column_stack([np.tile([0.4, 0.4], (3, 1)), (ts - 1) / 19.0]))
+    with torch.no_grad():
+        got = fm.log_acq(X).numpy()
+        mean, var = fm.gp.predict(X)
+    mean, std = mean.numpy(), np.sqrt(var.numpy())
+    z = (mean - fm.best) / std
+    want = np.log(std * (norm.pdf(z) + z * norm.cdf(z))) - np.log(ts)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # Continuing from step 4 to t costs t - 4 steps.
+    with torch.no_grad():
+        cont = fm.log_acq(X[1:], start=torch.tensor(4.0, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(cont, want[1:] + np.log(ts[1:]) - np.log(ts[1:] - 4), rtol=1e-6)
+
+
+def test_steps_from_zero_count_one_more_step():
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(6, 2))
+    model = BOILModel(_space2(), 0, 19, FAST)
+    fm = model.fit(_data(x, np.full(6, 10), step0=0), rng)
+    assert fm.offset == 1.0
+    X = torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64)
+    with torch.no_grad():
+        c = fm._cost(X)
+    assert float(c[0]) == 1.0  # step 0 is one step of training
+
+
+def test_cheaper_configuration_wins_with_equal_posterior():
+    # Mirror-symmetric data in x0 -> identical posteriors at x0 and 1 - x0.
+    rng = np.random.RandomState(1)
+    half = rng.uniform(size=(5, 2))
+    half[:, 0] *= 0.45
+    x = np.vstack([half, np.column_stack([1.0 - half[:, 0], half[:, 1]])])
+    lengths = np.tile(rng.randint(4, 21, 5), 2)
+    costs = np.exp(2.0 * x[:, 0]) * lengths + 0.5
+    data = _data(x, lengths, costs=costs)
+    q = 1.0 - (x[:, 1] - 0.6) ** 2  # quality independent of x0 keeps the symmetry
+    data.values = [q[i] * (1 - np.exp(-s / 4.0)) for i, s in enumerate(data.steps)]
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST, cost_in_steps=False).fit(data, rng)
+    X = torch.tensor([[0.2, 0.5, 0.6], [0.8, 0.5, 0.6]], dtype=torch.float64)
+    with torch.no_grad():
+        mean, var = fm.gp.predict(X)
+        values = fm.log_acq(X).numpy()
+    assert float(mean[0]) == pytest.approx(float(mean[1]), abs=1e-6)
+    assert float(var[0]) == pytest.approx(float(var[1]), rel=1e-5)
+    assert fm.cost.rate(np.array([[0.8, 0.5]]))[0] > fm.cost.rate(np.array([[0.2, 0.5]]))[0]
+    assert values[0] > values[1]
+    t = 1 + 0.6 * 19
+    cost = fm.cost.rate(np.array([[0.2, 0.5], [0.8, 0.5]])) * t + fm.cost.overhead
+    assert values[0] - values[1] == pytest.approx(math.log(cost[1] / cost[0]), rel=1e-4)
+
+
+def _grid_space():
+    return SearchSpace({"c": CategoricalDistribution(["a", "b"]), "i": IntDistribution(1, 3)})
+
+
+def test_suggest_never_repeats_observed_runs():
+    space = _grid_space()
+    # Five of the six configurations observed, some of them to the full budget.
+    params = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)]
+    x = space.encode_many([{"c": c, "i": i} for c, i in params])
+    lengths = np.array([20, 20, 7, 20, 3])
+    steps = [np.arange(1.0, n + 1) for n in lengths]
+    quality = np.array([0.9, 0.2, 0.5, 0.95, 0.6])
+    values = [q * (1 - np.exp(-s / 4)) for q, s in zip(quality, steps, strict=True)]
+    data = CurveData(
+        x=x,
+        steps=steps,
+        values=values,
+        costs=np.full(5, np.nan),
+        running=np.zeros(5, dtype=bool),
+        budgets=np.full(5, np.nan),
+    )
+    fm = BOILModel(space, T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
+    for seed in range(4):
+        for fixed_t in (None, 20, 5):
+            d = fm.suggest(np.random.RandomState(seed), fixed_t=fixed_t)
+            same = np.all(np.abs(x - d.x) < 1e-9, axis=1)
+            if same.any():
+                assert d.t > lengths[same].max()
+            assert T_LO <= d.t <= T_HI
+            if fixed_t is not None:
+                assert d.t == fixed_t
+            assert np.isfinite(d.log_acq)
+
+
+def test_suggest_respects_pending_budgets():
+    space = _grid_space()
+    x = space.encode_many([{"c": c, "i": i} for c in "ab" for i in (1, 2, 3)])
+    lengths = np.array([2, 2, 2, 2, 2, 2])
+    running = np.array([True, True, True, True, True, False])
+    budgets = np.array([20.0, 20.0, 20.0, 20.0, 20.0, np.nan])
+    data = _data(x, lengths, running=running, budgets=budgets)
+    fm = BOILModel(space, T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
+    for seed in range(3):
+        d = fm.suggest(np.random.RandomState(seed))
+        np.testing.assert_allclose(d.x, x[5])  # every other configuration is booked
+        assert d.t > 2
+
+
+def test_fixed_seed_gives_identical_decisions():
+    rng = np.random.RandomState(2)
+    x = rng.uniform(size=(10, 2))
+    data = _data(x, rng.randint(2, 21, 10))
+    out = []
+    for _ in range(2):
+        fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(data, np.random.RandomState(5))
+        d = fm.suggest(np.random.RandomState(9))
+        out.append((d.x.tolist(), d.t, d.log_acq, fm.hyperparameters()))
+    assert out[0] == out[1]
+
+
+def test_continuation():
+    rng = np.random.RandomState(3)
+    x = rng.uniform(size=(8, 2))
+    lengths = np.array([20, 5, 8, 12, 3, 20, 6, 10])
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, lengths), rng)
+    extend, cont, new = fm.continuation(0, 20.0, np.random.RandomState(0))
+    assert extend is None and cont == -np.inf
+    assert fm.continuation(5, 25.0, np.random.RandomState(0))[0] is None
+    extend, cont, new = fm.continuation(1, 5.0, np.random.RandomState(0))
+    assert np.isfinite(cont) and np.isfinite(new)
+    if extend is None:
+        assert cont < new
+    else:
+        assert cont >= new
+        assert 5 + max(1, 19 // 16) <= extend <= T_HI
+
+
+def test_recommend_best_curve():
+    x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
+    data = _data(x, np.full(6, 20))
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
+    idx, value = fm.recommend()
+    assert idx == 0
+    finals = np.array([v[-1] for v in data.values])
+    assert value == pytest.approx(finals[0], abs=0.1 * (finals.max() - finals.min()))
+
+
+def test_predict_and_to_metric_units():
+    rng = np.random.RandomState(6)
+    x = rng.uniform(size=(8, 2))
+    data = _data(x, np.full(8, 20))
+    data.values = [100.0 + 50.0 * v for v in data.values]
+    fm = BOILModel(
+        _space2(),
+        T_LO,
+        T_HI,
+        ModelConfig(
+            target="final", n_samples=64, n_local=1, n_random_restarts=0, augmentation=False
+        ),
+    ).fit(data, rng)
+    mean, std = fm.predict(x, np.full(8, T_HI))
+    finals = np.array([v[-1] for v in data.values])
+    np.testing.assert_allclose(fm.to_metric(mean), finals, atol=0.05 * np.ptp(finals))
+    assert np.all(std > 0)
+    assert fm.span == pytest.approx(np.ptp(np.concatenate(data.values)))
+
+
+def test_gp_size_capped():
+    rng = np.random.RandomState(4)
+    n = 50
+    x = rng.uniform(size=(n, 2))
+    lengths = rng.randint(1, 21, n)
+    running = np.zeros(n, dtype=bool)
+    running[-4:] = True
+    budgets = np.full(n, np.nan)
+    budgets[-4:] = 20.0
+    lengths[-4:] = np.minimum(lengths[-4:], 5)
+    data = _data(x, lengths, running=running, budgets=budgets)
+    cfg = ModelConfig(n_samples=64, n_local=1, n_random_restarts=0, max_gp_points=30)
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, rng)
+    assert len(fm.points) <= 30
+    assert fm.n_real <= 30
+    assert fm.gp.train_inputs[0].shape[0] <= 30 + 4
+    kept = {i for i, _ in fm.points}
+    assert set(range(n - 4, n)) <= kept  # running trials are kept
+    best = int(np.argmax([v[-1] for v in data.values]))
+    assert best in kept
+    assert fm.gp.train_inputs[0].shape[0] == len(fm.points) + 4  # one fantasy per pending run
+
+
+def test_augmentation_adds_points_within_room():
+    rng = np.random.RandomState(7)
+    x = rng.uniform(size=(6, 2))
+    data = _data(x, np.full(6, 20))
+    cfg = ModelConfig(n_samples=64, n_local=1, n_random_restarts=0, max_augmented=5)
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, rng)
+    assert fm.n_real == 6
+    assert 1 <= fm.n_augmented <= 5
+    for _, length in fm.points[6:]:
+        assert 1 <= length < 20
+    assert len(set(fm.points)) == len(fm.points)
+
+
+def test_log_ei_consistent_with_acquisition_module():
+    rng = np.random.RandomState(8)
+    x = rng.uniform(size=(6, 2))
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, np.full(6, 10)), rng)
+    X = torch.tensor([[0.1, 0.2, 1.0]], dtype=torch.float64)
+    with torch.no_grad():
+        mean, var = fm.gp.predict(X)
+        want = acq.log_ei(mean, var, fm.best) - math.log(20.0)
+        assert float(fm.log_acq(X)[0]) == pytest.approx(float(want[0]), rel=1e-10)
+
+
+def test_fit_requires_data():
+    data = CurveData(
+        x=np.zeros((2, 2)),
+        steps=[np.zeros(0), np.zeros(0)],
+        values=[np.zeros(0), np.zeros(0)],
+        costs=np.full(2, np.nan),
+        running=np.ones(2, dtype=bool),
+        budgets=np.full(2, np.nan),
+    )
+    with pytest.raises(ValueError):
+        BOILModel(_space2(), T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
+    with pytest.raises(ValueError):
+        BOILModel(_space2(), 5, 4)
