@@ -261,6 +261,7 @@ class BOILSampler(BaseSampler):
             t_hi,
             self._config,
             cost_in_steps=self._cost == "steps" and not user_costs,
+            t_new_lo=self.startup_budget(t_lo, t_hi),
         )
         rng = np.random.RandomState(derive_seed(self._seed, "fit", exclude_number, len(data)))
         warm = _storage.latest_fit(list(trials))

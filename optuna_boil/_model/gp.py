@@ -32,6 +32,7 @@ from optuna_boil._model import curve as _curve
 
 MIN_NOISE = 1e-6
 _SQRT5 = 5.0**0.5
+_LOG_2PI = float(np.log(2 * np.pi))
 
 
 def gp_settings() -> Any:
@@ -264,12 +265,24 @@ class JointGP(gpytorch.models.ExactGP):
     # Fitting ---------------------------------------------------------------------------------
 
     def neg_log_posterior(self) -> torch.Tensor:
-        """``-(log p(y | theta) + log p(theta)) / n`` for the current parameters."""
+        """``-(log p(y | theta) + log p(theta)) / n`` for the current parameters.
+
+        The same quantity as GPyTorch's ``ExactMarginalLogLikelihood`` plus the registered
+        priors, computed with one dense Cholesky factorisation (faster at our sizes).
+        """
         y, _, _ = self.standardised_targets()
-        mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self)
-        self.train()
-        output = self(*self.train_inputs)
-        return -mll(output, y)
+        X = self.train_inputs[0]
+        n = X.shape[0]
+        K = self.covar_module(X).to_dense() + self.likelihood.noise * torch.eye(n, dtype=X.dtype)
+        L = torch.linalg.cholesky(K)
+        resid = (y - self.mean_module(X)).unsqueeze(-1)
+        alpha = torch.cholesky_solve(resid, L)
+        mll = -0.5 * (resid * alpha).sum() - L.diagonal().log().sum() - 0.5 * n * _LOG_2PI
+        log_prior = sum(
+            prior.log_prob(closure(module)).sum()
+            for _, module, prior, closure, _ in self.named_priors()
+        )
+        return -(mll + log_prior) / n
 
     def fit(
         self,
@@ -309,22 +322,34 @@ class JointGP(gpytorch.models.ExactGP):
             )
             return float(loss.detach()), grad
 
+        if not candidates:
+            candidates.append(default)
+
+        def run(start: np.ndarray, iterations: int) -> Any:
+            try:
+                return scipy.optimize.minimize(
+                    loss_and_grad,
+                    start,
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=[(-12.0, 12.0)] * start.size,
+                    options={"maxiter": iterations, "ftol": 1e-7, "gtol": 1e-3},
+                )
+            except (RuntimeError, ValueError, np.linalg.LinAlgError, torch._C._LinAlgError):
+                return None
+
         best_flat, best_loss = candidates[0], np.inf
         with gp_settings():
             for start in candidates:
-                try:
-                    res = scipy.optimize.minimize(
-                        loss_and_grad,
-                        start,
-                        jac=True,
-                        method="L-BFGS-B",
-                        bounds=[(-12.0, 12.0)] * start.size,
-                        options={"maxiter": maxiter, "ftol": 1e-7, "gtol": 1e-3},
-                    )
-                except (RuntimeError, ValueError, np.linalg.LinAlgError):
-                    continue
-                if np.isfinite(res.fun) and res.fun < best_loss:
+                res = run(start, maxiter)
+                if res is not None and np.isfinite(res.fun) and res.fun < best_loss:
                     best_loss, best_flat = float(res.fun), res.x
+            if not np.isfinite(best_loss):  # Every start failed: fall back to the defaults.
+                res = run(default, 100)
+                if res is not None and np.isfinite(res.fun):
+                    best_loss, best_flat = float(res.fun), res.x
+                else:
+                    best_flat = default
         self.set_flat(best_flat)
         self.finalise()
         return best_loss

@@ -92,6 +92,7 @@ class BOILModel:
         t_hi: Largest budget (step value).
         config: Model settings.
         cost_in_steps: Count cost in steps (exact, not fitted) instead of using ``costs``.
+        t_new_lo: Smallest budget proposed for a new configuration (defaults to ``t_lo``).
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class BOILModel:
         t_hi: int,
         config: ModelConfig = ModelConfig(),
         cost_in_steps: bool = True,
+        t_new_lo: int | None = None,
     ) -> None:
         if t_hi < t_lo:
             raise ValueError(f"t_hi={t_hi} must not be smaller than t_lo={t_lo}.")
@@ -109,14 +111,28 @@ class BOILModel:
         self.t_hi = int(t_hi)
         self.config = config
         self.cost_in_steps = cost_in_steps
+        self.t_new_lo = int(min(max(t_new_lo, t_lo), t_hi)) if t_new_lo is not None else self.t_lo
 
     def scale_t(self, t: np.ndarray | float) -> np.ndarray:
+        """Steps to the GP's step coordinate: ``log(1 + t - t_lo) / log(1 + t_hi - t_lo)``.
+
+        Learning curves change fastest early on; on a log scale of the steps they are close to
+        stationary, which is what a squared-exponential kernel over ``t`` assumes.
+        """
         span = self.t_hi - self.t_lo
         t = np.asarray(t, dtype=np.float64)
-        return (t - self.t_lo) / span if span > 0 else np.zeros_like(t)
+        if span <= 0:
+            return np.zeros_like(t)
+        return np.log1p(np.maximum(t - self.t_lo, -0.5)) / np.log1p(span)
 
     def unscale_t(self, u: np.ndarray) -> np.ndarray:
-        return np.clip(np.round(self.t_lo + u * (self.t_hi - self.t_lo)), self.t_lo, self.t_hi)
+        """Inverse of :meth:`scale_t`, rounded to whole steps within ``[t_new_lo, t_hi]``."""
+        t = self.t_lo + np.expm1(np.asarray(u) * np.log1p(self.t_hi - self.t_lo))
+        return np.clip(np.round(t), self.t_new_lo, self.t_hi)
+
+    def unscale_t_torch(self, u: torch.Tensor) -> torch.Tensor:
+        """Differentiable, unrounded :meth:`unscale_t`."""
+        return self.t_lo + torch.expm1(u * float(np.log1p(self.t_hi - self.t_lo)))
 
     def fit(
         self,
@@ -151,8 +167,9 @@ class BOILModel:
                 gp_aug = self._build_gp(data, curves, points)
                 gp_aug.load_hyperparameters(gp.hyperparameters())
                 gp = gp_aug
-        starts: list[dict[str, Any] | None] = [warm_start] if warm_start is not None else []
-        starts.append(None)
+        # A warm start alone (the default start is the fallback inside ``fit`` if it fails);
+        # without one, the default start plus a few random restarts.
+        starts: list[dict[str, Any] | None] = [warm_start]
         n_random = 0 if warm_start is not None else cfg.n_random_restarts
         gp.fit(starts, rng, n_random, maxiter=25 if warm_start is not None else 100)
         cost = CostModel(self.space.is_categorical, self.space.n_choices)
@@ -225,7 +242,8 @@ class BOILModel:
         caps = np.zeros(len(points), dtype=np.int64)
         for k, (i, length) in enumerate(points):
             steps = curves[i][0]
-            caps[k] = _augment.per_curve_cap(float(self.scale_t(steps[length - 1])))
+            frac = (steps[length - 1] - self.t_lo) / max(self.t_hi - self.t_lo, 1)
+            caps[k] = _augment.per_curve_cap(float(frac))
             if caps[k] == 0 or length < 2:
                 continue
             # At most 12 evenly spread earlier prefixes per curve are candidates.
@@ -325,8 +343,7 @@ class FittedModel:
     def _cost(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
         if not self.model.config.cost_aware:
             return torch.ones(X.shape[0], dtype=X.dtype)
-        span = float(self.model.t_hi - self.model.t_lo)
-        t = self.model.t_lo + X[:, -1] * span + self.offset
+        t = self.model.unscale_t_torch(X[:, -1]) + self.offset
         if start is not None:
             t = t - start - self.offset
         if self.model.cost_in_steps:

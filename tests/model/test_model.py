@@ -54,7 +54,7 @@ def test_cost_in_steps_divides_ei_by_steps():
     x = rng.uniform(size=(8, 2))
     fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, rng.randint(3, 21, 8)), rng)
     ts = np.array([1.0, 5.0, 20.0])
-    X = torch.from_numpy(np.column_stack([np.tile([0.4, 0.4], (3, 1)), (ts - 1) / 19.0]))
+    X = torch.from_numpy(np.column_stack([np.tile([0.4, 0.4], (3, 1)), fm.model.scale_t(ts)]))
     with torch.no_grad():
         got = fm.log_acq(X).numpy()
         mean, var = fm.gp.predict(X)
