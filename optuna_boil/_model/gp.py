@@ -335,7 +335,7 @@ class JointGP(gpytorch.models.ExactGP):
                     bounds=[(-12.0, 12.0)] * start.size,
                     options={"maxiter": iterations, "ftol": 1e-7, "gtol": 1e-3},
                 )
-            except (RuntimeError, ValueError, np.linalg.LinAlgError, torch._C._LinAlgError):
+            except (RuntimeError, ValueError, np.linalg.LinAlgError):  # incl. torch LinAlgError
                 return None
 
         best_flat, best_loss = candidates[0], np.inf
