@@ -25,6 +25,7 @@ import torch
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import CurveData
 from optuna_boil._model.search_space import SearchSpace
+from optuna_boil._sampler import _limit_threads
 
 
 SPACE = SearchSpace(
@@ -71,19 +72,30 @@ def main() -> None:
         for r in range(args.repeats):
             d = _head(data, n + r)
             t0 = time.perf_counter()
-            fitted = model.fit(d, np.random.RandomState(r), warm_start=warm)
-            t1 = time.perf_counter()
-            fitted.suggest(np.random.RandomState(r))
-            t2 = time.perf_counter()
+            with _limit_threads():
+                fitted = model.fit(d, np.random.RandomState(r), warm_start=warm)
+                t1 = time.perf_counter()
+                fitted.suggest(np.random.RandomState(r))
+                t2 = time.perf_counter()
             warm = fitted.hyperparameters()
             times.append(t2 - t0)
             fits.append(t1 - t0)
             suggests.append(t2 - t1)
         gp_size = len(fitted.points)
-        rows.append((n, statistics.median(times), max(times), statistics.median(fits),
-                     statistics.median(suggests), gp_size))
-        print(f"n={n}: median {rows[-1][1]:.3f}s (fit {rows[-1][3]:.3f}s, "
-              f"acquisition {rows[-1][4]:.3f}s), GP size {gp_size}")
+        rows.append(
+            (
+                n,
+                statistics.median(times),
+                max(times),
+                statistics.median(fits),
+                statistics.median(suggests),
+                gp_size,
+            )
+        )
+        print(
+            f"n={n}: median {rows[-1][1]:.3f}s (fit {rows[-1][3]:.3f}s, "
+            f"acquisition {rows[-1][4]:.3f}s), GP size {gp_size}"
+        )
     lines = [
         "# Time per BOIL model decision",
         "",
@@ -93,13 +105,19 @@ def main() -> None:
         "| trials | median decision (s) | max (s) | fit (s) | acquisition (s) | GP size |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {n} | {m:.3f} | {mx:.3f} | {f:.3f} | {a:.3f} | {g} |" for n, m, mx, f, a, g in rows]
+    lines += [
+        f"| {n} | {m:.3f} | {mx:.3f} | {f:.3f} | {a:.3f} | {g} |" for n, m, mx, f, a, g in rows
+    ]
     Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 def _head(data: CurveData, n: int) -> CurveData:
     return CurveData(
-        data.x[:n], data.steps[:n], data.values[:n], data.costs[:n], data.running[:n],
+        data.x[:n],
+        data.steps[:n],
+        data.values[:n],
+        data.costs[:n],
+        data.running[:n],
         data.budgets[:n],
     )
 

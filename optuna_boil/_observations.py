@@ -54,6 +54,17 @@ def params_of(trial: FrozenTrial) -> dict[str, object]:
     return params
 
 
+def _last_alive(trial: FrozenTrial) -> float:
+    start = trial.datetime_start
+    started = 0.0
+    if start is not None:
+        if start.tzinfo is None:  # Optuna 5 stores UTC; older storages may be naive local time.
+            start = start.astimezone(datetime.timezone.utc)
+        started = start.timestamp()
+    alive = trial.system_attrs.get(_storage.ALIVE)
+    return max(started, float(alive)) if isinstance(alive, (int, float)) else started
+
+
 def _superseded_failures(trials: Sequence[FrozenTrial]) -> set[int]:
     by_id = {t._trial_id: t for t in trials}
     out: set[int] = set()
@@ -73,8 +84,14 @@ def build(
     t_hi: float | None,
     cost_mode: str,
     exclude_number: int | None = None,
+    stale_after: float | None = None,
 ) -> CurveData:
-    """Collect the curve data of ``trials`` (already read once from storage)."""
+    """Collect the curve data of ``trials`` (already read once from storage).
+
+    A RUNNING trial whose last sign of life (its start, or the pruner's ``boil:alive`` mark) is
+    older than ``stale_after`` seconds is not pending any more (a worker probably died without a
+    heartbeat); its partial curve is still data.
+    """
     skip = _superseded_failures(trials)
     sign = -1.0 if direction == optuna.study.StudyDirection.MINIMIZE else 1.0
     xs, steps, values, costs, running, budgets, numbers = [], [], [], [], [], [], []
@@ -96,7 +113,10 @@ def build(
         xs.append(x)
         steps.append(s)
         values.append(sign * v)
-        running.append(t.state == TrialState.RUNNING)
+        is_running = t.state == TrialState.RUNNING
+        if is_running and stale_after is not None:
+            is_running = now.timestamp() - _last_alive(t) <= stale_after
+        running.append(is_running)
         budget = _storage.get_budget(t)
         budgets.append(float(budget) if budget is not None else np.nan)
         numbers.append(t.number)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import time
 
 import numpy as np
 import optuna
@@ -81,6 +82,8 @@ class BOILPruner(BasePruner):
         self._max_resource = max_resource
         self._extend = extend
         self._fallback_sampler = BOILSampler(seed=seed if seed is not None else 0)
+        # Only throttles the liveness writes; no decision depends on it.
+        self._alive_written: dict[int, float] = {}
 
     def _resolve_max(self, trials: Sequence[FrozenTrial]) -> int | None:
         if isinstance(self._max_resource, int):
@@ -94,6 +97,7 @@ class BOILPruner(BasePruner):
         return max(int(first.last_step or 0), self._min_resource)
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        self._mark_alive(study, trial)
         step = trial.last_step
         if step is None or step < self._min_resource:
             return False
@@ -108,7 +112,8 @@ class BOILPruner(BasePruner):
             budget = self._assign_budget(study, trial, trials, t_hi)
         if step < budget:
             return False
-        if self._extend:
+        sampler = self._sampler(study)
+        if self._extend and sampler._n_with_data(trials, None) > sampler._n_startup_trials:
             new_budget = self._extension(study, trial, trials, t_hi)
             if new_budget is not None:
                 extensions = int(trial.system_attrs.get(_storage.EXTENSIONS, 0)) + 1
@@ -121,6 +126,13 @@ class BOILPruner(BasePruner):
                 return False
         _storage.set_user(study, trial._trial_id, _storage.USER_STOP, f"budget {budget} reached")
         return True
+
+    def _mark_alive(self, study: Study, trial: FrozenTrial) -> None:
+        """Record (at most every 30 s) that the trial is alive, for the stale-trial rule."""
+        now = time.time()
+        if now - self._alive_written.get(trial._trial_id, 0.0) >= 30.0:
+            self._alive_written[trial._trial_id] = now
+            _storage.set_system(study, trial._trial_id, _storage.ALIVE, now)
 
     def _sampler(self, study: Study) -> BOILSampler:
         return study.sampler if isinstance(study.sampler, BOILSampler) else self._fallback_sampler

@@ -14,6 +14,7 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+import threadpoolctl
 import torch
 
 from optuna_boil import _observations
@@ -102,6 +103,10 @@ class BOILSampler(BaseSampler):
         max_gp_points:
             Cap on the GP's training size (trials plus augmented points); beyond it, the running
             trials, the best third and an even spread of the others are kept.
+        stale_after:
+            Seconds after which a RUNNING trial without any sign of life (start, or a pruner
+            call) stops counting as pending, for workers that died without Optuna's heartbeat.
+            Its curve is still used. :obj:`None` keeps every RUNNING trial pending.
         warn_independent_sampling:
             Warn when a parameter is sampled by the independent sampler after start-up.
     """
@@ -119,6 +124,7 @@ class BOILSampler(BaseSampler):
         cost_aware: bool = True,
         cost: str = "steps",
         max_gp_points: int = 200,
+        stale_after: float | None = 3600.0,
         warn_independent_sampling: bool = True,
     ) -> None:
         if not isinstance(n_startup_trials, int) or n_startup_trials < 1:
@@ -135,6 +141,8 @@ class BOILSampler(BaseSampler):
             raise ValueError(f"`target` must be one of {_curve.TARGETS}, got {target!r}.")
         if cost not in _COST_MODES:
             raise ValueError(f"`cost` must be one of {_COST_MODES}, got {cost!r}.")
+        if stale_after is not None and not stale_after > 0:
+            raise ValueError(f"`stale_after` must be positive or None, got {stale_after!r}.")
         if not isinstance(max_gp_points, int) or max_gp_points < 10:
             raise ValueError(f"`max_gp_points` must be an integer >= 10, got {max_gp_points!r}.")
         self._seed = seed if seed is not None else _random_seed()
@@ -142,6 +150,7 @@ class BOILSampler(BaseSampler):
         self._startup_budget = startup_budget
         self._independent_sampler = independent_sampler
         self._cost = cost
+        self._stale_after = stale_after
         self._warn_independent_sampling = warn_independent_sampling
         self._config = ModelConfig(
             target=target,
@@ -250,7 +259,13 @@ class BOILSampler(BaseSampler):
     ) -> tuple[FittedModel, list[FrozenTrial]] | None:
         """Fit the model to the study's trials (read once by the caller); ``None`` if no data."""
         data = _observations.build(
-            trials, space, study.direction, t_hi, self._cost, exclude_number=exclude_number
+            trials,
+            space,
+            study.direction,
+            t_hi,
+            self._cost,
+            exclude_number=exclude_number,
+            stale_after=self._stale_after,
         )
         if not any(s.size for s in data.steps):
             return None
@@ -348,11 +363,17 @@ def _random_seed() -> int:
 
 
 class _limit_threads:
-    """Run torch with one thread (BLAS oversubscription makes small GPs slower, not faster)."""
+    """Run torch, OpenMP and BLAS with one thread while deciding.
+
+    Small GPs and SciPy's L-BFGS-B get slower, not faster, with several threads (thread
+    start-up and oversubscription dominate); the same limit as Optuna's GPSampler.
+    """
 
     def __enter__(self) -> None:
         self._n = torch.get_num_threads()
         torch.set_num_threads(1)
+        self._blas = threadpoolctl.threadpool_limits(limits=1)
 
     def __exit__(self, *args: object) -> None:
+        self._blas.restore_original_limits()
         torch.set_num_threads(self._n)

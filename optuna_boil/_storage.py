@@ -10,6 +10,8 @@ worker that owns the trial, so there is no read-modify-write race):
   the newest one warm-starts the next fit (it never changes which data a decision uses).
 * ``boil:cost`` (list ``[step, cost]``): cumulative cost reported with :func:`report_cost`.
 * ``boil:extensions`` (int): how often the pruner extended the budget.
+* ``boil:alive`` (float): UTC epoch seconds of the trial's latest pruner call (written at most
+  every 30 s), for the stale-trial rule of :class:`~optuna_boil.BOILSampler`.
 
 Trial user attributes (scalars, for optuna-dashboard's table and plots):
 ``boil_budget``, ``boil_initial_budget``, ``boil_predicted_final``, ``boil_log_acq``,
@@ -30,6 +32,7 @@ PARAMS = "boil:params"
 FIT = "boil:fit"
 COST = "boil:cost"
 EXTENSIONS = "boil:extensions"
+ALIVE = "boil:alive"
 
 USER_BUDGET = "boil_budget"
 USER_INITIAL_BUDGET = "boil_initial_budget"

@@ -28,6 +28,7 @@ from optuna_boil._model.search_space import SearchSpace
 
 
 _SAME_X_TOL = 1e-6
+CANDIDATES_PER_CURVE = 6
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class BOILModel:
         self.config = config
         self.cost_in_steps = cost_in_steps
         self.t_new_lo = int(min(max(t_new_lo, t_lo), t_hi)) if t_new_lo is not None else self.t_lo
+        self.step_interval = 1
+        self.step_phase = 0
 
     def scale_t(self, t: np.ndarray | float) -> np.ndarray:
         """Steps to the GP's step coordinate: ``log(1 + t - t_lo) / log(1 + t_hi - t_lo)``.
@@ -126,9 +129,28 @@ class BOILModel:
         return np.log1p(np.maximum(t - self.t_lo, -0.5)) / np.log1p(span)
 
     def unscale_t(self, u: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`scale_t`, rounded to whole steps within ``[t_new_lo, t_hi]``."""
+        """Inverse of :meth:`scale_t`, snapped to a reported step within ``[t_new_lo, t_hi]``."""
         t = self.t_lo + np.expm1(np.asarray(u) * np.log1p(self.t_hi - self.t_lo))
-        return np.clip(np.round(t), self.t_new_lo, self.t_hi)
+        return self.snap(np.clip(np.round(t), self.t_new_lo, self.t_hi))
+
+    def snap(self, t: np.ndarray) -> np.ndarray:
+        """Round budgets up to the steps that are actually reported (every ``step_interval``).
+
+        A trial stops at its first report at or after its budget, so a budget between two
+        reports would cost (and be modelled as) less training than it really gets.
+        """
+        k = np.ceil((np.asarray(t, dtype=np.float64) - self.step_phase) / self.step_interval)
+        return np.minimum(self.step_phase + np.maximum(k, 0) * self.step_interval, self.t_hi)
+
+    def learn_step_grid(self, steps: list[np.ndarray]) -> None:
+        """Infer the report interval (gcd of step gaps) and its phase from observed curves."""
+        ints = [s.astype(np.int64) for s in steps if s.size and np.all(s == np.round(s))]
+        gaps = np.concatenate([np.diff(s) for s in ints]) if ints else np.zeros(0, np.int64)
+        gaps = gaps[gaps > 0]
+        interval = int(np.gcd.reduce(gaps)) if gaps.size else 1
+        self.step_interval = max(interval, 1)
+        firsts = [int(s[0]) for s in ints]
+        self.step_phase = (min(firsts) % self.step_interval) if firsts else 0
 
     def unscale_t_torch(self, u: torch.Tensor) -> torch.Tensor:
         """Differentiable, unrounded :meth:`unscale_t`."""
@@ -142,6 +164,7 @@ class BOILModel:
     ) -> FittedModel:
         """Fit the model, warm-started from a previous :meth:`FittedModel.hyperparameters`."""
         cfg = self.config
+        self.learn_step_grid(data.steps)
         has_data = np.array([s.size > 0 for s in data.steps], dtype=bool)
         if not has_data.any():
             raise ValueError("The model needs at least one trial with a reported value.")
@@ -246,10 +269,10 @@ class BOILModel:
             caps[k] = _augment.per_curve_cap(float(frac))
             if caps[k] == 0 or length < 2:
                 continue
-            # At most 12 evenly spread earlier prefixes per curve are candidates.
-            lengths = np.unique(
-                np.linspace(1, length - 1, min(12, length - 1)).round().astype(int)
-            )
+            # A handful of earlier prefixes per curve, evenly spread on the GP's (log) step axis,
+            # are the candidates; more barely changes the choice and costs O(candidates^2).
+            n_cand = min(CANDIDATES_PER_CURVE, length - 1)
+            lengths = np.unique(np.geomspace(1, length - 1, n_cand).round().astype(int))
             for ell in lengths:
                 cand.append((i, int(ell)))
                 owner.append(k)
@@ -470,7 +493,8 @@ class FittedModel:
         if step >= t_hi:
             return None, -np.inf, np.inf
         x = self.data.x[index]
-        ts = np.arange(int(np.floor(step)) + 1, t_hi + 1)
+        ts = np.unique(self.model.snap(np.arange(int(np.floor(step)) + 1, t_hi + 1)))
+        ts = ts[ts > step]
         X = torch.from_numpy(np.column_stack([np.tile(x, (ts.size, 1)), self.model.scale_t(ts)]))
         with torch.no_grad():
             values = self.log_acq(X, start=torch.tensor(float(step), dtype=torch.float64)).numpy()
@@ -481,18 +505,20 @@ class FittedModel:
             # at every single step (the value per cost is usually largest for the next step).
             chunk = max(1, (t_hi - self.model.t_lo) // 16)
             return (
-                int(min(max(ts[k], np.floor(step) + chunk), t_hi)),
+                int(self.model.snap(np.array(max(ts[k], np.floor(step) + chunk)))),
                 float(values[k]),
                 new.log_acq,
             )
         return None, float(values[k]), new.log_acq
 
     def recommend(self) -> tuple[int, float]:
-        """Index of the observed configuration with the best predicted full-budget score.
+        """Index of the observed configuration with the best lower confidence bound at ``t_hi``.
 
         Returns ``(index into data, predicted score at t_hi in the oriented metric's units)``.
         """
         idx = sorted({i for i, _ in self.points})
-        mean, _ = self.predict(self.data.x[idx], np.full(len(idx), self.model.t_hi))
-        k = int(np.argmax(mean))
+        mean, std = self.predict(self.data.x[idx], np.full(len(idx), self.model.t_hi))
+        # A conservative choice: the best lower confidence bound, so that a configuration seen
+        # only briefly does not win on an optimistic extrapolation.
+        k = int(np.argmax(mean - std))
         return idx[k], float(self.to_metric(mean[k]))
