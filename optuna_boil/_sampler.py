@@ -354,7 +354,7 @@ class BOILSampler(BaseSampler):
             _storage.set_system(study, tid, _storage.FIT, decision.hyperparameters)
             sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
             predicted = sign * float(fitted.to_metric(decision.predicted_final))
-            _storage.set_user(study, tid, _storage.USER_PREDICTED_FINAL, predicted)
+            _storage.set_user(study, tid, _storage.USER_PREDICTED_SCORE, predicted)
             _storage.set_user(study, tid, _storage.USER_LOG_ACQ, float(decision.log_acq))
 
 

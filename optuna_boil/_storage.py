@@ -13,8 +13,11 @@ worker that owns the trial, so there is no read-modify-write race):
 * ``boil:alive`` (float): UTC epoch seconds of the trial's latest pruner call (written at most
   every 30 s), for the stale-trial rule of :class:`~optuna_boil.BOILSampler`.
 
-Trial user attributes (scalars, for optuna-dashboard's table and plots):
-``boil_budget``, ``boil_initial_budget``, ``boil_predicted_final``, ``boil_log_acq``,
+Trial user attributes (scalars, for optuna-dashboard's table and plots; ``boil_predicted_score``
+is the model's prediction, when the trial started, of the configuration's compressed score at the
+full budget, in the metric's units: with the default target, a late-weighted average of the
+curve, so a little below the final value of a curve that is still rising):
+``boil_budget``, ``boil_initial_budget``, ``boil_predicted_score``, ``boil_log_acq``,
 ``boil_extensions`` and ``boil_stop`` (why the pruner stopped the trial).
 """
 
@@ -36,7 +39,7 @@ ALIVE = "boil:alive"
 
 USER_BUDGET = "boil_budget"
 USER_INITIAL_BUDGET = "boil_initial_budget"
-USER_PREDICTED_FINAL = "boil_predicted_final"
+USER_PREDICTED_SCORE = "boil_predicted_score"
 USER_LOG_ACQ = "boil_log_acq"
 USER_EXTENSIONS = "boil_extensions"
 USER_STOP = "boil_stop"

@@ -22,7 +22,7 @@ from optuna_boil import BOILSampler
 optuna_dashboard = pytest.importorskip("optuna_dashboard")
 
 MAX_STEP = 10
-BOIL_ATTRS = ("boil_budget", "boil_initial_budget", "boil_predicted_final")
+BOIL_ATTRS = ("boil_budget", "boil_initial_budget", "boil_predicted_score")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -95,7 +95,7 @@ def test_dashboard_serves_boil_user_attrs(storage_url: str, server: str) -> None
         # The dashboard serialises numbers with str(); values must match the storage exactly.
         assert served[number] == {k: str(v) for k, v in attrs.items()}
     # Trials decided by the model (after the three start-up trials) carry a prediction.
-    assert all("boil_predicted_final" in stored[n] for n in range(3, 6))
+    assert all("boil_predicted_score" in stored[n] for n in range(3, 6))
     # The trial table can sort by the numeric BOIL columns.
     sortable = {a["key"]: a["sortable"] for a in detail["union_user_attrs"]}
     for key in BOIL_ATTRS:

@@ -47,4 +47,4 @@ def test_model_based_trials_on_storages(mode: str) -> None:
         assert len(study.trials) == 5
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
         # Model-based trials publish their prediction for the dashboard.
-        assert "boil_predicted_final" in study.trials[-1].user_attrs
+        assert "boil_predicted_score" in study.trials[-1].user_attrs

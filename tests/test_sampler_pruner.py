@@ -159,7 +159,7 @@ def test_sampler_alone_with_default_pruner() -> None:
     study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=3))
     study.optimize(make_objective(), n_trials=6)
     assert len(study.trials) == 6
-    assert "boil_predicted_final" in study.trials[-1].user_attrs
+    assert "boil_predicted_score" in study.trials[-1].user_attrs
     assert "boil:budget" not in study.trials[-1].system_attrs
 
 
@@ -167,7 +167,7 @@ def test_study_without_reports_is_plain_bo() -> None:
     study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=3))
     study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=8)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    assert "boil_predicted_final" in study.trials[-1].user_attrs
+    assert "boil_predicted_score" in study.trials[-1].user_attrs
 
 
 def test_one_step_curves() -> None:
