@@ -1,5 +1,6 @@
 """BOIL (Bayesian Optimization for Iterative Learning) for Optuna."""
 
+from optuna_boil._dashboard import publish_to_dashboard
 from optuna_boil._helpers import get_budget
 from optuna_boil._helpers import recommend
 from optuna_boil._helpers import report_cost
@@ -9,4 +10,12 @@ from optuna_boil._sampler import BOILSampler
 
 __version__ = "0.1.0"
 
-__all__ = ["BOILPruner", "BOILSampler", "get_budget", "recommend", "report_cost", "__version__"]
+__all__ = [
+    "BOILPruner",
+    "BOILSampler",
+    "get_budget",
+    "publish_to_dashboard",
+    "recommend",
+    "report_cost",
+    "__version__",
+]

@@ -7,6 +7,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from optuna_boil import _storage
+from optuna_boil._model.model import FittedModel
 
 
 def get_budget(trial: optuna.trial.BaseTrial) -> int | None:
@@ -59,21 +60,11 @@ def report_cost(trial: optuna.Trial, cost: float) -> None:
     _storage.set_system(trial.study, trial._trial_id, _storage.COST, [int(step), value])
 
 
-def recommend(study: Study) -> tuple[FrozenTrial, float]:
-    """The configuration the model expects to be best at the full budget.
-
-    Unlike :attr:`optuna.study.Study.best_trial`, which only considers COMPLETE trials and compares
-    their last values, this looks at every trial with a curve (PRUNED ones included) and ranks
-    them by the GP's prediction of the compressed score at ``max_resource``.
-
-    Returns:
-        The recommended trial and its predicted score at the full budget, in the metric's units.
-    """
+def fit_study(study: Study) -> FittedModel | None:
+    """Fit the model to the whole study (no trial excluded); :obj:`None` without data."""
     from optuna_boil._model.search_space import SearchSpace
     from optuna_boil._pruner import BOILPruner
-    from optuna_boil._sampler import _FIT_LOCK
     from optuna_boil._sampler import BOILSampler
-    from optuna_boil._sampler import _limit_threads
 
     sampler = study.sampler if isinstance(study.sampler, BOILSampler) else BOILSampler(seed=0)
     trials = study._get_trials(deepcopy=False, use_cache=False)
@@ -83,15 +74,34 @@ def recommend(study: Study) -> tuple[FrozenTrial, float]:
         t_lo, t_hi = study.pruner._min_resource, study.pruner._resolve_max(trials)
     else:
         t_lo, t_hi, _ = sampler._resources(study, trials)
-    result = None
-    if space_dict and t_hi is not None:
-        result = sampler.fit(study, trials, SearchSpace(space_dict), t_lo, t_hi, None)
-    if result is None:
+    if not space_dict or t_hi is None:
+        return None
+    result = sampler.fit(study, trials, SearchSpace(space_dict), t_lo, t_hi, None)
+    return result[0] if result is not None else None
+
+
+def recommend(study: Study) -> tuple[FrozenTrial, float]:
+    """The configuration the model expects to be best at the full budget.
+
+    Unlike :attr:`optuna.study.Study.best_trial`, which only considers COMPLETE trials and compares
+    their last values, this looks at every trial with a curve (PRUNED ones included) and ranks
+    them by a lower confidence bound (mean minus one standard deviation) of the GP's prediction
+    of the compressed score at ``max_resource``, so a configuration seen only briefly does not
+    win on an optimistic extrapolation. Without data it falls back to ``study.best_trial``.
+
+    Returns:
+        The recommended trial and its predicted score at the full budget, in the metric's units.
+    """
+    from optuna_boil._sampler import _FIT_LOCK
+    from optuna_boil._sampler import _limit_threads
+
+    fitted = fit_study(study)
+    if fitted is None:
         return study.best_trial, float(study.best_value)
-    fitted, _ = result
     with _FIT_LOCK, _limit_threads():
         index, value = fitted.recommend()
     number = int(fitted.data.numbers[index])
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
+    trials = study._get_trials(deepcopy=False, use_cache=False)
     trial = next(t for t in trials if t.number == number)
     return trial, sign * value

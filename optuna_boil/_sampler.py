@@ -107,6 +107,10 @@ class BOILSampler(BaseSampler):
             Seconds after which a RUNNING trial without any sign of life (start, or a pruner
             call) stops counting as pending, for workers that died without Optuna's heartbeat.
             Its curve is still used. :obj:`None` keeps every RUNNING trial pending.
+        dashboard_every:
+            When optuna-dashboard and plotly are installed, save a figure of the fitted model
+            (:func:`~optuna_boil.publish_to_dashboard`) after every this many trials;
+            :obj:`None` never does.
         warn_independent_sampling:
             Warn when a parameter is sampled by the independent sampler after start-up.
     """
@@ -125,6 +129,7 @@ class BOILSampler(BaseSampler):
         cost: str = "steps",
         max_gp_points: int = 200,
         stale_after: float | None = 3600.0,
+        dashboard_every: int | None = 10,
         warn_independent_sampling: bool = True,
     ) -> None:
         if not isinstance(n_startup_trials, int) or n_startup_trials < 1:
@@ -143,6 +148,10 @@ class BOILSampler(BaseSampler):
             raise ValueError(f"`cost` must be one of {_COST_MODES}, got {cost!r}.")
         if stale_after is not None and not stale_after > 0:
             raise ValueError(f"`stale_after` must be positive or None, got {stale_after!r}.")
+        if dashboard_every is not None and (
+            not isinstance(dashboard_every, int) or dashboard_every < 1
+        ):
+            raise ValueError(f"`dashboard_every` must be None or >= 1, got {dashboard_every!r}.")
         if not isinstance(max_gp_points, int) or max_gp_points < 10:
             raise ValueError(f"`max_gp_points` must be an integer >= 10, got {max_gp_points!r}.")
         self._seed = seed if seed is not None else _random_seed()
@@ -151,6 +160,7 @@ class BOILSampler(BaseSampler):
         self._independent_sampler = independent_sampler
         self._cost = cost
         self._stale_after = stale_after
+        self._dashboard_every = dashboard_every
         self._warn_independent_sampling = warn_independent_sampling
         self._config = ModelConfig(
             target=target,
@@ -207,6 +217,16 @@ class BOILSampler(BaseSampler):
     ) -> None:
         if self._independent_sampler is not None:
             self._independent_sampler.after_trial(study, trial, state, values)
+        every = self._dashboard_every
+        if every and (trial.number + 1) % every == 0 and not study._is_multi_objective():
+            from optuna_boil._dashboard import dashboard_available
+            from optuna_boil._dashboard import publish_to_dashboard
+
+            if dashboard_available():
+                try:
+                    publish_to_dashboard(study)
+                except Exception as e:  # A figure must never break the study.
+                    _logger.warning(f"Could not save the BOIL figure for optuna-dashboard: {e}")
 
     # Decisions --------------------------------------------------------------------------------
 

@@ -121,3 +121,44 @@ def test_server_shuts_down(storage_url: str) -> None:
     assert not thread.is_alive()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5)
+
+
+def test_model_figure_is_saved_for_the_dashboard(tmp_path) -> None:
+    pytest.importorskip("optuna_dashboard")
+    pytest.importorskip("plotly")
+    import json
+
+    import optuna
+
+    from optuna_boil import BOILPruner
+    from optuna_boil import BOILSampler
+    from optuna_boil import publish_to_dashboard
+
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'fig.db'}",
+        direction="maximize",
+        sampler=BOILSampler(seed=0, n_startup_trials=3, dashboard_every=None),
+        pruner=BOILPruner(min_resource=1, max_resource=6),
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        for step in range(1, 7):
+            trial.report(x * step / 6, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return x
+
+    study.optimize(objective, n_trials=5)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert not any("boil-model" in k for k in attrs)
+    assert publish_to_dashboard(study)
+    chunks = sorted(
+        (k for k in study._storage.get_study_system_attrs(study._study_id) if "boil-model" in k),
+        key=lambda k: int(k.rsplit(":", 1)[1]),
+    )
+    assert chunks
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    figure = json.loads("".join(attrs[k] for k in chunks))
+    names = {trace.get("name") for trace in figure["data"]}
+    assert {"fitted", "BOIL default", "predicted score", "observed"} <= names

@@ -1,0 +1,109 @@
+"""optuna-dashboard integration: a study-level figure of what the model learned."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import optuna
+from optuna.study import Study
+
+from optuna_boil._model import curve as _curve
+from optuna_boil._model.model import FittedModel
+
+
+GRAPH_ID = "boil-model"
+_logger = optuna.logging.get_logger(__name__)
+
+
+def dashboard_available() -> bool:
+    """Whether optuna-dashboard and plotly can be imported."""
+    return all(importlib.util.find_spec(m) is not None for m in ("optuna_dashboard", "plotly"))
+
+
+def publish_to_dashboard(study: Study) -> bool:
+    """Save a figure of the fitted model to the study, for optuna-dashboard's "Analytics" page.
+
+    Left: the logistic weighting of the curve compression over the budget, as fitted and at
+    BOIL's defaults. Right: the recommended configuration's observed curve and the model's
+    predicted score (mean and two standard deviations) over the whole budget. Saving again
+    replaces the figure. Needs ``optuna-dashboard`` and ``plotly``.
+
+    Args:
+        study: A study tuned with :class:`~optuna_boil.BOILSampler`.
+
+    Returns:
+        Whether a figure was saved (:obj:`False` without the optional packages or data).
+    """
+    if not dashboard_available():
+        return False
+
+    from optuna_boil._helpers import fit_study
+    from optuna_boil._sampler import _FIT_LOCK
+    from optuna_boil._sampler import _limit_threads
+
+    fitted = fit_study(study)
+    if fitted is None:
+        return False
+    with _FIT_LOCK, _limit_threads():
+        return _save(study, fitted)
+
+
+def _save(study: Study, fitted: FittedModel) -> bool:
+    import optuna_dashboard
+    from plotly.subplots import make_subplots
+
+    model = fitted.model
+    hp = fitted.hyperparameters()
+    steps = np.arange(model.t_lo, model.t_hi + 1)
+    z = _curve.step_to_grid(steps, model.t_lo, model.t_hi)
+    index, _ = fitted.recommend()
+    x = fitted.data.x[index]
+    mean, std = fitted.predict(np.tile(x, (steps.size, 1)), steps.astype(float))
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
+    to_user = lambda v: sign * fitted.to_metric(v)  # noqa: E731
+    number = int(fitted.data.numbers[index])
+    observed = fitted.data
+
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            f"Curve weighting (m0={hp['m0']:.2f}, g0={hp['g0']:.2f})",
+            f"Trial {number}: observed and predicted score",
+        ),
+    )
+    figure.add_scatter(
+        x=steps, y=_curve.logistic_weights(z, hp["m0"], hp["g0"]), name="fitted", row=1, col=1
+    )
+    figure.add_scatter(
+        x=steps,
+        y=_curve.logistic_weights(z, _curve.DEFAULT_M0, _curve.DEFAULT_G0),
+        name="BOIL default",
+        line={"dash": "dot"},
+        row=1,
+        col=1,
+    )
+    figure.add_scatter(x=steps, y=to_user(mean), name="predicted score", row=1, col=2)
+    figure.add_scatter(
+        x=np.concatenate([steps, steps[::-1]]),
+        y=np.concatenate([to_user(mean + 2 * std), to_user(mean - 2 * std)[::-1]]),
+        fill="toself",
+        line={"width": 0},
+        opacity=0.3,
+        name="±2 std",
+        row=1,
+        col=2,
+    )
+    figure.add_scatter(
+        x=observed.steps[index],
+        y=sign * observed.values[index],
+        mode="markers",
+        name="observed",
+        row=1,
+        col=2,
+    )
+    figure.update_xaxes(title_text="step")
+    figure.update_layout(title="BOIL model")
+    optuna_dashboard.save_plotly_graph_object(study, figure, graph_object_id=GRAPH_ID)
+    return True
