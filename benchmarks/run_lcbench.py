@@ -102,7 +102,8 @@ BOIL_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 def _boil_factory(sampler_kwargs: dict[str, Any], pruner_kwargs: dict[str, Any]) -> MethodFactory:
     def make(seed: int) -> tuple[BaseSampler, BasePruner]:
         boil = importlib.import_module("optuna_boil")  # lazy: only boil runs need it
-        sampler = boil.BOILSampler(seed=seed, **sampler_kwargs)
+        # No dashboard figures: they would add model fits to the measured overhead.
+        sampler = boil.BOILSampler(seed=seed, dashboard_every=None, **sampler_kwargs)
         pruner = boil.BOILPruner(min_resource=1, max_resource=N_EPOCHS, **pruner_kwargs)
         return sampler, pruner
 
