@@ -92,8 +92,8 @@ BOIL_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "boil": ({}, {}),
     "boil_noaug": ({"augmentation": False}, {}),
     "boil_nocost": ({"cost_aware": False}, {}),
-    "boil_noextend": ({}, {"extend": False}),
-    "boil_fixedlogistic": ({"learn_compression": False}, {}),
+    "boil_extend": ({}, {"extend": True}),
+    "boil_learned": ({"learn_compression": True}, {}),
     "boil_final": ({"target": "final"}, {}),
     "boil_paper": ({"target": "paper"}, {}),
 }

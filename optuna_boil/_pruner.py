@@ -22,15 +22,16 @@ _logger = optuna.logging.get_logger(__name__)
 
 
 class BOILPruner(BasePruner):
-    """Pruner that trains each trial for the budget BOIL chose, and extends it when worthwhile.
+    """Pruner that trains each trial for the budget BOIL chose (and can extend it).
 
     A trial is never stopped before it reports a step of at least ``min_resource``. It is stopped
     (``should_prune()`` returns :obj:`True`) once it reports a step at or beyond its budget
     (``boil:budget``, chosen by :class:`~optuna_boil.BOILSampler` and readable with
-    :func:`~optuna_boil.get_budget`), unless the model says that *continuing* it beats starting a
-    new configuration per unit of cost: continuing costs only the extra steps, so the budget is
-    extended instead. Trials that reach ``max_resource`` are not stopped; the objective returns
-    and they end COMPLETE. Trials stopped at their budget end PRUNED, with their value equal to
+    :func:`~optuna_boil.get_budget`). With ``extend=True`` it is instead continued when the model
+    says that *continuing* it beats starting a new configuration per unit of cost (continuing
+    costs only the extra steps); the budget then grows by a sixteenth of the range at a time.
+    Trials that reach ``max_resource`` are not stopped; the objective returns and they end
+    COMPLETE. Trials stopped at their budget end PRUNED, with their value equal to
     the last reported value (Optuna's convention); their curves are data for the sampler like any
     other.
 
@@ -45,8 +46,9 @@ class BOILPruner(BasePruner):
             first trial that finished (as :class:`~optuna.pruners.HyperbandPruner`).
         extend:
             Let trials that reached their budget continue when that is worth more per unit of
-            cost than a new configuration. :obj:`False` gives BOIL's published behaviour (every
-            run trains from scratch to its budget).
+            cost than a new configuration (beyond BOIL). The default :obj:`False` is BOIL's
+            published behaviour (every run trains from scratch to its budget), which did better
+            on the LCBench development tasks (see ``benchmarks/results/lcbench.md``).
         seed:
             Seed for the model's decisions when the study's sampler is not a
             :class:`~optuna_boil.BOILSampler` (otherwise the sampler's settings are used).
@@ -57,7 +59,7 @@ class BOILPruner(BasePruner):
         *,
         min_resource: int = 1,
         max_resource: int | str = "auto",
-        extend: bool = True,
+        extend: bool = False,
         seed: int | None = None,
     ) -> None:
         if not isinstance(min_resource, int) or isinstance(min_resource, bool) or min_resource < 0:

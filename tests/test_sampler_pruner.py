@@ -273,3 +273,20 @@ def test_auto_max_resource_waits_for_first_finished_trial() -> None:
     first = study.trials[0]
     assert first.state == TrialState.COMPLETE and first.last_step == MAX
     assert pruner._resolve_max(study.trials) == MAX
+
+
+def test_extension_keeps_budgets_consistent() -> None:
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=BOILSampler(seed=0, n_startup_trials=3),
+        pruner=BOILPruner(min_resource=2, max_resource=MAX, extend=True),
+    )
+    study.optimize(make_objective(), n_trials=9)
+    for t in study.trials:
+        budget = t.system_attrs["boil:budget"]
+        extensions = t.system_attrs.get("boil:extensions", 0)
+        initial = t.user_attrs["boil_initial_budget"]
+        assert (budget > initial) == (extensions > 0)
+        assert budget <= MAX
+        if t.state == TrialState.PRUNED:
+            assert t.last_step == budget

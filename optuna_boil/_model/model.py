@@ -505,7 +505,7 @@ class FittedModel:
             # at every single step (the value per cost is usually largest for the next step).
             chunk = max(1, (t_hi - self.model.t_lo) // 16)
             return (
-                int(self.model.snap(np.array(max(ts[k], np.floor(step) + chunk)))),
+                int(self.model.snap(np.array(np.floor(step) + chunk))),
                 float(values[k]),
                 new.log_acq,
             )
