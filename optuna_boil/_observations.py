@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import datetime
+import math
 
 import numpy as np
 import optuna
@@ -65,14 +66,34 @@ def _last_alive(trial: FrozenTrial) -> float:
     return max(started, float(alive)) if isinstance(alive, (int, float)) else started
 
 
+def _same_value(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 def _superseded_failures(trials: Sequence[FrozenTrial]) -> set[int]:
-    by_id = {t._trial_id: t for t in trials}
+    """Numbers of FAIL trials whose curve a retry inherited (so it must not count twice).
+
+    Optuna's retry callback records the failed trial's *number* in ``failed_trial`` (and the
+    chain in ``retry_history``). A failed trial is superseded only when the retry holds the same
+    value at every step the failed trial reported; a retry that started from scratch re-reports
+    new values, and then both curves are data.
+    """
+    by_number = {t.number: t for t in trials}
     out: set[int] = set()
     for t in trials:
-        failed_id = t.system_attrs.get("failed_trial")
-        failed = by_id.get(failed_id) if isinstance(failed_id, int) else None
-        if failed is not None and failed.intermediate_values:
-            if set(failed.intermediate_values) <= set(t.intermediate_values):
+        history = t.system_attrs.get("retry_history", [])
+        failed_numbers = set(history) if isinstance(history, list) else set()
+        if isinstance(t.system_attrs.get("failed_trial"), int):
+            failed_numbers.add(t.system_attrs["failed_trial"])
+        for number in failed_numbers:
+            failed = by_number.get(number) if isinstance(number, int) else None
+            if failed is None or failed.state != TrialState.FAIL:
+                continue
+            iv = failed.intermediate_values
+            if iv and all(
+                s in t.intermediate_values and _same_value(v, t.intermediate_values[s])
+                for s, v in iv.items()
+            ):
                 out.add(failed.number)
     return out
 

@@ -10,7 +10,6 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
-from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
@@ -171,7 +170,7 @@ class BOILSampler(BaseSampler):
             cost_aware=cost_aware,
             max_gp_points=max_gp_points,
         )
-        self._intersection = IntersectionSearchSpace(include_pruned=True)
+        self._thread = threading.local()
         self._warned_no_pruner = False
 
     def reseed_rng(self) -> None:
@@ -185,7 +184,11 @@ class BOILSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
         self._raise_error_if_multi_objective(study)
-        space = self._intersection.calculate(study)
+        # The trials read here are reused by ``sample_relative`` for the same trial, so that a
+        # decision reads the storage once.
+        trials = self._trials(study)
+        self._thread.trials = (trial.number, trials)
+        space = optuna.search_space.intersection_search_space(trials, include_pruned=True)
         return {name: dist for name, dist in space.items() if not dist.single()}
 
     def sample_independent(
@@ -315,7 +318,12 @@ class BOILSampler(BaseSampler):
         search_space: dict[str, BaseDistribution],
     ) -> dict[str, Any]:
         self._raise_error_if_multi_objective(study)
-        trials = self._trials(study)
+        cached = getattr(self._thread, "trials", None)
+        self._thread.trials = None
+        if cached is not None and cached[0] == trial.number:
+            trials = cached[1]
+        else:
+            trials = self._trials(study)
         t_lo, t_hi, enforced = self._resources(study, trials)
         if not enforced and not self._warned_no_pruner:
             self._warned_no_pruner = True
@@ -336,18 +344,57 @@ class BOILSampler(BaseSampler):
             self._publish(study, trial, None, self.startup_budget(t_lo, t_hi), None, initial=True)
             return {}
         fitted, _ = result
+        # Workers that started a trial just before this one may be deciding at this moment,
+        # unseen: on the same data they would pick the same point. Each such trial takes one of
+        # the best distinct candidates (in trial-number order), and those that have published
+        # their choice by the end of this decision are conditioned on as pending.
+        in_flight = {
+            t.number
+            for t in trials
+            if t.state == TrialState.RUNNING
+            and t.number < trial.number
+            and _storage.PARAMS not in t.system_attrs
+            and not t.intermediate_values
+        }
         rng = np.random.RandomState(derive_seed(self._seed, "suggest", trial.number))
         with _FIT_LOCK, _limit_threads():
-            decision = fitted.suggest(rng, fixed_t=None if enforced else t_hi)
-        params = space.decode(decision.x)
-        self._publish(
-            study,
-            trial,
-            params,
-            decision.t if enforced else None,
-            (fitted, decision),
-            initial=True,
+            decision = fitted.suggest(rng, fixed_t=None if enforced else t_hi, skip=len(in_flight))
+        publish = lambda d: self._publish(  # noqa: E731
+            study, trial, space.decode(d.x), d.t if enforced else None, (fitted, d), initial=True
         )
+        publish(decision)
+        # Those concurrent workers publish their choices while this one decides. Re-read them
+        # (at most twice, and only when there were any) and decide again, with their choices as
+        # pending runs, if one of them took the same configuration and budget.
+        resolved: set[int] = set()
+        for _ in range(2 if in_flight else 0):
+            clashes = []
+            for t in self._trials(study):
+                chosen = t.system_attrs.get(_storage.PARAMS)
+                if (
+                    t.number not in in_flight
+                    or t.number in resolved
+                    or not isinstance(chosen, dict)
+                ):
+                    continue
+                try:
+                    x = space.encode(chosen)
+                except (KeyError, ValueError, TypeError):
+                    continue
+                budget = _storage.get_budget(t)
+                budget_f = float(budget if budget is not None else t_hi)
+                resolved.add(t.number)
+                with _FIT_LOCK:
+                    fitted.add_pending(x, budget_f)
+                if budget_f == decision.t and np.max(np.abs(x - decision.x)) <= 1e-3:
+                    clashes.append(t.number)
+            if not clashes:
+                break
+            rng = np.random.RandomState(derive_seed(self._seed, "redo", trial.number, clashes))
+            with _FIT_LOCK, _limit_threads():
+                decision = fitted.suggest(rng, fixed_t=None if enforced else t_hi)
+            publish(decision)
+        params = space.decode(decision.x)
         _logger.debug(
             f"Trial {trial.number}: budget {decision.t}, log acquisition {decision.log_acq:.3f}, "
             f"params {params}."

@@ -43,7 +43,7 @@ def log_h(z: torch.Tensor) -> torch.Tensor:
     """``log(phi(z) + z Phi(z))`` without overflow or ``-inf`` for any finite ``z``."""
     z_hi = z.clamp_min(-1.0)
     normal = torch.distributions.Normal(
-        torch.zeros((), dtype=z.dtype), torch.ones((), dtype=z.dtype)
+        torch.zeros((), dtype=z.dtype), torch.ones((), dtype=z.dtype), validate_args=False
     )
     upper = torch.log(torch.exp(normal.log_prob(z_hi)) + z_hi * normal.cdf(z_hi))
     z_lo = z.clamp_max(-1.0)

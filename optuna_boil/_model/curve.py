@@ -40,6 +40,7 @@ M0_BOUNDS = (-2.0, 3.0)
 G0_BOUNDS = (0.5, 2.0)
 DEFAULT_M0 = 0.0
 DEFAULT_G0 = 1.0
+_HUGE = 1e150
 
 
 def step_to_grid(steps: np.ndarray, t_lo: float, t_hi: float) -> np.ndarray:
@@ -143,9 +144,11 @@ def normalise_curves(
 
     Values must already be oriented (higher is better). Non-finite values follow the package's
     policy: ``-inf`` and ``NaN`` become the worst finite value observed (0 after scaling) and
-    ``+inf`` the best (1). Returns the scaled curves, the ``low`` end and the ``span`` of the
-    range used.
+    ``+inf`` the best (1); finite values beyond ``+-1e150`` are clipped to it. Returns the
+    scaled curves, the ``low`` end and the ``span`` of the range used.
     """
+    # Values beyond +-1e150 are clipped first, so that ranges and scores cannot overflow.
+    curves = [(s, np.where(np.isfinite(v), np.clip(v, -_HUGE, _HUGE), v)) for s, v in curves]
     finite = [v[np.isfinite(v)] for _, v in curves]
     all_finite = np.concatenate(finite) if finite else np.zeros(0)
     if all_finite.size == 0:

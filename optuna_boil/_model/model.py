@@ -27,8 +27,9 @@ from optuna_boil._model.gp import JointGP
 from optuna_boil._model.search_space import SearchSpace
 
 
-_SAME_X_TOL = 1e-6
+_SAME_X_TOL = 1e-3  # Configurations this close (max-norm, unit cube) count as the same.
 CANDIDATES_PER_CURVE = 6
+_DISTINCT = 0.05  # Candidates closer than this (max-norm in the unit cube) count as one.
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,7 @@ class FittedModel:
         with torch.no_grad():
             mean, _ = gp.predict(gp.train_inputs[0][: self.n_real])
         self.best = float(mean.max())
+        self.extra_pending: list[tuple[np.ndarray, float]] = []
         self._add_fantasies()
 
     def _add_fantasies(self) -> None:
@@ -330,6 +332,14 @@ class FittedModel:
             last = d.steps[i][-1] if d.steps[i].size else -np.inf
             if d.budgets[i] > last:
                 rows.append(np.append(d.x[i], self.model.scale_t(d.budgets[i])))
+        self._condition_on(rows)
+
+    def add_pending(self, x: np.ndarray, budget: float) -> None:
+        """Treat one more run of ``x`` to ``budget`` as pending (e.g. a worker's fresh choice)."""
+        self.extra_pending.append((np.asarray(x, dtype=np.float64), float(budget)))
+        self._condition_on([np.append(x, self.model.scale_t(budget))])
+
+    def _condition_on(self, rows: list[np.ndarray]) -> None:
         if not rows:
             return
         Xf = torch.from_numpy(np.array(rows))
@@ -381,20 +391,23 @@ class FittedModel:
     def log_acq(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
         """``log EI - log cost`` at encoded ``(x, t)`` rows; ``start`` gives continuation cost."""
         mean, var = self.gp.predict(X)
-        return _acq.log_ei(mean, var, self.best) - self._cost(X, start).log()
+        value = _acq.log_ei(mean, var, self.best) - self._cost(X, start).log()
+        # A numerically broken point is never chosen (rather than crashing a decision).
+        return torch.where(torch.isnan(value), torch.full_like(value, -np.inf), value)
 
     def _observed_until(self, x: np.ndarray) -> float:
         """Largest step observed or budgeted for configurations equal to ``x`` (or -inf)."""
         d = self.data
         same = np.all(np.abs(d.x - x) <= _SAME_X_TOL, axis=1)
-        if not same.any():
-            return -np.inf
         until = -np.inf
         for i in np.flatnonzero(same):
             if d.steps[i].size:
                 until = max(until, float(d.steps[i][-1]))
             if d.running[i] and np.isfinite(d.budgets[i]):
                 until = max(until, float(d.budgets[i]))
+        for px, budget in self.extra_pending:
+            if np.all(np.abs(px - x) <= _SAME_X_TOL):
+                until = max(until, budget)
         return until
 
     def _search(
@@ -431,21 +444,32 @@ class FittedModel:
             self.log_acq, sample, round_fn, continuous, rng, n_samples, cfg.n_local
         )
 
-    def suggest(self, rng: np.random.RandomState, fixed_t: int | None = None) -> Decision:
+    def suggest(
+        self, rng: np.random.RandomState, fixed_t: int | None = None, skip: int = 0
+    ) -> Decision:
         """The next ``(x, t)``: the acquisition maximiser that repeats no observed run.
 
         Args:
             rng: Random state for the maximiser.
             fixed_t: Choose only ``x``, at this step budget.
+            skip: Leave out the ``skip`` best mutually distinct candidates (those are taken by
+                workers that are deciding at the same moment and cannot be seen yet).
         """
         X, f = self._search(rng, fixed_t=fixed_t)
         dim = self.model.space.dim
         chosen = None
+        taken: list[np.ndarray] = []
         for row, value in zip(X, f, strict=False):
             t = float(self.model.unscale_t(row[dim]))
-            if t > self._observed_until(row[:dim]):
-                chosen = (row, value)
-                break
+            if t <= self._observed_until(row[:dim]):
+                continue
+            if any(np.max(np.abs(row - other)) < _DISTINCT for other in taken):
+                continue
+            if len(taken) < skip:
+                taken.append(row)
+                continue
+            chosen = (row, value)
+            break
         if chosen is None:  # Every candidate was observed: try fresh random points.
             t_new = self.model.scale_t(self.model.t_hi if fixed_t is None else fixed_t)
             draws = self.model.space.round(self.model.space.sample(64, rng))
