@@ -14,6 +14,10 @@ import optuna_boil
 
 
 optunahub = pytest.importorskip("optunahub")
+if not hasattr(
+    optunahub, "load_local_module"
+):  # the repository's optunahub/ folder, not the package
+    pytest.skip("the optunahub package is not installed", allow_module_level=True)
 
 # ``optunahub.load_local_module(package, registry_root=...)`` imports
 # ``os.path.join(registry_root, package, "__init__.py")``: the root is the registry's ``package``
