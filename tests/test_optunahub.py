@@ -14,9 +14,8 @@ import optuna_boil
 
 
 optunahub = pytest.importorskip("optunahub")
-if not hasattr(
-    optunahub, "load_local_module"
-):  # the repository's optunahub/ folder, not the package
+# Without the package installed, the repository's optunahub/ folder is imported instead.
+if not hasattr(optunahub, "load_local_module"):
     pytest.skip("the optunahub package is not installed", allow_module_level=True)
 
 # ``optunahub.load_local_module(package, registry_root=...)`` imports
