@@ -68,13 +68,15 @@ def _save(study: Study, fitted: FittedModel) -> bool:
     figure = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=(
-            f"Curve weighting (m0={hp['m0']:.2f}, g0={hp['g0']:.2f})",
-            f"Trial {number}: observed and predicted score",
-        ),
+        subplot_titles=("Curve weighting", f"Recommended trial {number}"),
     )
     figure.add_scatter(
-        x=steps, y=_curve.logistic_weights(z, hp["m0"], hp["g0"]), name="fitted", row=1, col=1
+        x=steps,
+        y=_curve.logistic_weights(z, hp["m0"], hp["g0"]),
+        name="fitted",
+        hovertext=f"m0={hp['m0']:.2f}, g0={hp['g0']:.2f}",
+        row=1,
+        col=1,
     )
     figure.add_scatter(
         x=steps,
