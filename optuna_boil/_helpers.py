@@ -102,6 +102,8 @@ def recommend(study: Study) -> tuple[FrozenTrial, float]:
         index, value = fitted.recommend()
     number = int(fitted.data.numbers[index])
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
-    trials = study._get_trials(deepcopy=False, use_cache=False)
-    trial = next(t for t in trials if t.number == number)
+    storage = study._storage
+    trial = storage.get_trial(
+        storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    )
     return trial, sign * value
