@@ -42,10 +42,9 @@ def _log1mexp(x: torch.Tensor) -> torch.Tensor:
 def log_h(z: torch.Tensor) -> torch.Tensor:
     """``log(phi(z) + z Phi(z))`` without overflow or ``-inf`` for any finite ``z``."""
     z_hi = z.clamp_min(-1.0)
-    normal = torch.distributions.Normal(
-        torch.zeros((), dtype=z.dtype), torch.ones((), dtype=z.dtype), validate_args=False
+    upper = torch.log(
+        torch.exp(-0.5 * z_hi.pow(2) - _LOG_SQRT_2PI) + z_hi * torch.special.ndtr(z_hi)
     )
-    upper = torch.log(torch.exp(normal.log_prob(z_hi)) + z_hi * normal.cdf(z_hi))
     z_lo = z.clamp_max(-1.0)
     lower = (
         -0.5 * z_lo.pow(2)
@@ -70,6 +69,7 @@ def maximise(
     n_samples: int = 1024,
     n_local: int = 8,
     extra_starts: np.ndarray | None = None,
+    maxiter: int = 15,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximise ``acqf`` over the unit box.
 
@@ -82,6 +82,9 @@ def maximise(
         n_samples: Number of preliminary points.
         n_local: Number of best preliminary points refined locally.
         extra_starts: Additional points evaluated with the preliminary ones.
+        maxiter: L-BFGS-B iterations of the joint refinement. On the speed benchmark's model at
+            100 trials the mean best log value was -4.477 / -4.476 / -4.475 / -4.475 after
+            12 / 15 / 30 / 60 iterations (-4.888 without refinement): 15 is enough.
 
     Returns:
         All rounded candidates and their acquisition values, sorted best first.
@@ -118,7 +121,7 @@ def maximise(
             jac=True,
             method="L-BFGS-B",
             bounds=[(0.0, 1.0)] * (len(starts) * cont_idx.size),
-            options={"maxiter": 30},
+            options={"maxiter": maxiter},
         )
         refined[:, cont_idx] = res.x.reshape(len(starts), cont_idx.size)
     refined = round_fn(refined)

@@ -11,14 +11,17 @@ code this version
   ``ln cond <= max_log_cond`` is found by bisection;
 * caps the points per curve (``int(10 * scaled length)``, as in the paper) and the total GP size.
 
-Shapes: ``K_xx`` is the ``(n, n)`` covariance of the points already in the GP, ``K_xc`` the
-``(n, m)`` covariance with the ``m`` candidates and ``K_cc`` the ``(m, m)`` candidate covariance.
+Shapes: ``K_xx`` is the ``(n, n)`` covariance of the points already in the GP and ``K_xc`` the
+``(n, m)`` covariance with the ``m`` candidates; the candidates' own covariance is only evaluated
+for the columns of chosen candidates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-import torch
+import scipy.linalg
 
 
 def per_curve_cap(scaled_length: float) -> int:
@@ -26,16 +29,17 @@ def per_curve_cap(scaled_length: float) -> int:
     return int(10.0 * max(min(scaled_length, 1.0), 0.0))
 
 
-def log_condition(K: torch.Tensor) -> float:
+def log_condition(K: np.ndarray) -> float:
     """Natural log of the 2-norm condition number of a symmetric positive matrix."""
-    eig = torch.linalg.eigvalsh(K)
-    return float(torch.log(eig[-1] / eig[0].clamp_min(1e-300)))
+    eig = np.linalg.eigvalsh(K)
+    return float(np.log(eig[-1] / max(eig[0], 1e-300)))
 
 
 def select(
-    K_xx: torch.Tensor,
-    K_xc: torch.Tensor,
-    K_cc: torch.Tensor,
+    K_xx: np.ndarray,
+    K_xc: np.ndarray,
+    k_cc: Callable[[np.ndarray], np.ndarray],
+    diag_cc: np.ndarray,
     noise: float,
     owner: np.ndarray,
     caps: np.ndarray,
@@ -46,9 +50,11 @@ def select(
     """Greedy maximum-variance selection of candidates, in the order they were chosen.
 
     Args:
-        K_xx: Covariance of the current GP inputs (without noise).
-        K_xc: Cross-covariance of current inputs and candidates.
-        K_cc: Covariance of the candidates (without noise).
+        K_xx: Covariance of the current GP inputs (without noise), ``(n, n)``.
+        K_xc: Cross-covariance of current inputs and candidates, ``(n, m)``.
+        k_cc: ``idx -> K(candidates, candidates[idx])``, ``(m, len(idx))``; only the columns of
+            chosen candidates are ever built.
+        diag_cc: Prior variances of the candidates, ``(m,)``.
         noise: Observation noise variance (standardised units).
         owner: Curve index of each candidate, shape ``(m,)``.
         caps: Maximum number of points per curve, indexed by curve.
@@ -59,46 +65,54 @@ def select(
     Returns:
         Indices of the chosen candidates.
     """
-    m = K_cc.shape[0]
+    m = int(diag_cc.shape[0])
     if m == 0 or max_new <= 0:
         return []
     n = K_xx.shape[0]
-    eye = torch.eye(n, dtype=K_xx.dtype)
-    L = torch.linalg.cholesky(K_xx + noise * eye)
-    V = torch.linalg.solve_triangular(L, K_xc, upper=False)
-    S = K_cc - V.T @ V  # posterior covariance of the candidates
-    var = S.diagonal().clone()
+    L = np.linalg.cholesky(K_xx + noise * np.eye(n))
+    V = scipy.linalg.solve_triangular(L, K_xc, lower=True)
+    # Posterior variances of the candidates. The posterior covariance columns of the chosen ones
+    # are built on demand, scaled as rows of a Cholesky factor of the noisy covariance (a pivoted
+    # Cholesky), so a step costs O(m (n + chosen)) instead of O(m^2).
+    var = diag_cc - np.einsum("ij,ij->j", V, V)
+    C = np.zeros((max_new, m))
     used = np.zeros(int(caps.size), dtype=np.int64)
-    available = torch.ones(m, dtype=torch.bool)
+    owner = np.asarray(owner)
+    open_ = np.asarray(caps)[owner] > 0
     chosen: list[int] = []
     while len(chosen) < max_new:
-        blocked = torch.from_numpy(used[owner] >= caps[owner])
-        score = torch.where(available & ~blocked, var, torch.full_like(var, -np.inf))
-        j = int(torch.argmax(score))
-        if not np.isfinite(float(score[j])) or float(score[j]) < min_std**2:
+        score = np.where(open_, var, -np.inf)
+        j = int(np.argmax(score))
+        if not np.isfinite(score[j]) or score[j] < min_std**2:
             break
+        k = len(chosen)
         chosen.append(j)
-        available[j] = False
+        open_[j] = False
         used[owner[j]] += 1
-        s = S[:, j].clone()
-        S = S - torch.outer(s, s) / (s[j] + noise)
-        var = S.diagonal().clone()
+        if used[owner[j]] >= caps[owner[j]]:
+            open_ &= owner != owner[j]
+        s = k_cc(np.array([j]))[:, 0] - V.T @ V[:, j] - C[:k].T @ C[:k, j]
+        C[k] = s / np.sqrt(var[j] + noise)
+        var = var - C[k] ** 2
     if not chosen:
         return []
 
-    def log_cond_with(k: int) -> float:
-        idx = torch.as_tensor(chosen[:k])
-        top = torch.cat([K_xx, K_xc[:, idx]], dim=1)
-        bottom = torch.cat([K_xc[:, idx].T, K_cc[idx][:, idx]], dim=1)
-        full = torch.cat([top, bottom], dim=0)
-        return log_condition(full + noise * torch.eye(full.shape[0], dtype=full.dtype))
+    def augmented(k: int) -> np.ndarray:
+        idx = np.asarray(chosen[:k], dtype=np.int64)
+        K_xs = K_xc[:, idx]
+        full = np.block([[K_xx, K_xs], [K_xs.T, k_cc(idx)[idx]]])
+        return full + noise * np.eye(full.shape[0])
 
-    if log_cond_with(len(chosen)) <= max_log_cond:
+    full = augmented(len(chosen))
+    # Cheap bound first: every eigenvalue is at least ``noise`` and at most the largest absolute
+    # row sum (Gershgorin), so the exact check is only needed when the bound is too loose.
+    bound = float(np.log(np.abs(full).sum(1).max() / noise))
+    if bound <= max_log_cond or log_condition(full) <= max_log_cond:
         return chosen
     lo, hi = 0, len(chosen)  # invariant: prefix lo is fine, prefix hi is not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if log_cond_with(mid) <= max_log_cond:
+        if log_condition(augmented(mid)) <= max_log_cond:
             lo = mid
         else:
             hi = mid

@@ -15,6 +15,7 @@ gradients and SciPy's L-BFGS-B. Everything is float64 and uses Cholesky factoris
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gpytorch
@@ -61,8 +62,16 @@ class JointKernel(gpytorch.kernels.Kernel):
         self.register_parameter("raw_t_lengthscale", torch.nn.Parameter(torch.zeros(1)))
         self.register_constraint("raw_x_lengthscale", Positive())
         self.register_constraint("raw_t_lengthscale", Positive())
-        self.register_prior("x_lengthscale_prior", GammaPrior(3.0, 6.0), lambda m: m.x_lengthscale)
-        self.register_prior("t_lengthscale_prior", GammaPrior(3.0, 6.0), lambda m: m.t_lengthscale)
+        self.register_prior(
+            "x_lengthscale_prior",
+            GammaPrior(3.0, 6.0, validate_args=False),
+            lambda m: m.x_lengthscale,
+        )
+        self.register_prior(
+            "t_lengthscale_prior",
+            GammaPrior(3.0, 6.0, validate_args=False),
+            lambda m: m.t_lengthscale,
+        )
         self._cache_key: Any = None
         self._cache_value: tuple[torch.Tensor, torch.Tensor] = (torch.zeros(0), torch.zeros(0))
 
@@ -85,10 +94,7 @@ class JointKernel(gpytorch.kernels.Kernel):
             cached, version = self._cache_key
             if x1 is cached and x2 is cached and x1._version == version:
                 return self._cache_value
-        diff = x1.detach().unsqueeze(-2) - x2.detach().unsqueeze(-3)
-        dx = diff[..., :-1]
-        sq = torch.where(self.is_cat, (dx != 0).to(dx.dtype), dx.pow(2))
-        value = (sq, diff[..., -1].pow(2))
+        value = sq_dists(x1.detach(), x2.detach(), self.is_cat)
         if x1 is x2:
             self._cache_key, self._cache_value = (x1, x1._version), value
         return value
@@ -99,16 +105,81 @@ class JointKernel(gpytorch.kernels.Kernel):
         if diag:
             return torch.ones(x1.shape[:-1], dtype=x1.dtype)
         if x1.requires_grad or x2.requires_grad:
-            diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
-            dx = diff[..., :-1]
-            sq = torch.where(self.is_cat, (dx != 0).to(dx.dtype), dx.pow(2))
-            dt2 = diff[..., -1].pow(2)
+            sq, dt2 = sq_dists(x1, x2, self.is_cat)
         else:
             sq, dt2 = self._sq_dists(x1, x2)
-        sqd = sq @ self.x_lengthscale.pow(-2)
-        r = sqd.clamp_min(1e-36).sqrt()
-        matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqd) * torch.exp(-_SQRT5 * r)
-        return matern * torch.exp(-0.5 * dt2 / self.t_lengthscale.pow(2))
+        return joint_kernel(sq, dt2, self.x_lengthscale.pow(-2), self.t_lengthscale.pow(-2))
+
+
+def sq_dists(
+    x1: torch.Tensor, x2: torch.Tensor, is_cat: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension squared distances of x (Hamming on categoricals) and squared step gaps."""
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    dx = diff[..., :-1]
+    sq = torch.where(is_cat, (dx != 0).to(dx.dtype), dx.pow(2))
+    return sq, diff[..., -1].pow(2)
+
+
+@dataclass(frozen=True)
+class KernelParams:
+    """Fixed (detached) kernel hyperparameters in the form :func:`kernel_matrix` uses."""
+
+    cont: torch.Tensor  # column indices of the continuous coordinates, the step included (last)
+    weights: torch.Tensor  # 1 / lengthscale of each of those columns
+    cat: tuple[int, ...]  # column indices of the categorical coordinates
+    cat_weights: tuple[float, ...]  # 1 / lengthscale^2 of each of those
+    inv_lt2: float  # 1 / t_lengthscale^2
+    outputscale: float
+
+    @classmethod
+    def of(cls, kernel: gpytorch.kernels.ScaleKernel) -> KernelParams:
+        base = kernel.base_kernel
+        is_cat = base.is_cat
+        inv_ls2 = base.x_lengthscale.detach().pow(-2)
+        inv_lt2 = float(base.t_lengthscale.detach().pow(-2))
+        cont = torch.cat([torch.nonzero(~is_cat).flatten(), torch.tensor([is_cat.numel()])])
+        weights = torch.cat([inv_ls2[~is_cat], torch.tensor([inv_lt2], dtype=inv_ls2.dtype)])
+        cat = tuple(torch.nonzero(is_cat).flatten().tolist())
+        return cls(
+            cont=cont,
+            weights=weights.sqrt(),
+            cat=cat,
+            cat_weights=tuple(float(inv_ls2[c]) for c in cat),
+            inv_lt2=inv_lt2,
+            outputscale=float(kernel.outputscale.detach()),
+        )
+
+
+def kernel_matrix(X1: torch.Tensor, X2: torch.Tensor, p: KernelParams) -> torch.Tensor:
+    """``s * JointKernel(X1, X2)`` for fixed hyperparameters, differentiable in the inputs.
+
+    Squared distances come from one matrix product on the scaled continuous coordinates
+    (``|a|^2 + |b|^2 - 2 a.b``) plus an equality test per categorical column, which avoids the
+    ``(n, m, d)`` difference tensor of :func:`sq_dists`.
+    """
+    A = X1.index_select(-1, p.cont) * p.weights
+    B = X2.index_select(-1, p.cont) * p.weights
+    sqd = (A.pow(2).sum(-1, keepdim=True) + B.pow(2).sum(-1) - 2.0 * A @ B.T).clamp_min(0.0)
+    # The step part is separable: exp(-dt^2 / 2 l_t^2) factors out of the Matern term.
+    dt2 = (X1[:, -1:] - X2[:, -1]).pow(2) * p.inv_lt2
+    sqx = sqd - dt2
+    for c, w in zip(p.cat, p.cat_weights, strict=True):
+        sqx = sqx + (X1[:, c : c + 1] != X2[:, c]).to(X1.dtype) * w
+    sqx = sqx.clamp_min(0.0)
+    r = sqx.clamp_min(1e-36).sqrt()
+    matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqx) * torch.exp(-_SQRT5 * r - 0.5 * dt2)
+    return p.outputscale * matern
+
+
+def joint_kernel(
+    sq: torch.Tensor, dt2: torch.Tensor, inv_ls2: torch.Tensor, inv_lt2: torch.Tensor
+) -> torch.Tensor:
+    """``Matern52`` over the weighted x distances times a squared exponential over t."""
+    sqd = sq @ inv_ls2
+    r = sqd.clamp_min(1e-36).sqrt()
+    matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqd) * torch.exp(-_SQRT5 * r)
+    return matern * torch.exp(-0.5 * dt2 * inv_lt2)
 
 
 class TrendMean(gpytorch.means.Mean):
@@ -119,7 +190,9 @@ class TrendMean(gpytorch.means.Mean):
         super().__init__()
         self.register_parameter("constant", torch.nn.Parameter(torch.zeros(())))
         self.register_parameter("slope", torch.nn.Parameter(torch.zeros(())))
-        self.register_prior("slope_prior", NormalPrior(0.0, 2.0), lambda m: m.slope)
+        self.register_prior(
+            "slope_prior", NormalPrior(0.0, 2.0, validate_args=False), lambda m: m.slope
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.constant + self.slope * x[..., -1]
@@ -138,8 +211,16 @@ class Compression(gpytorch.Module):
         self.register_constraint("raw_g0", Interval(*_curve.G0_BOUNDS))
         if self.learn:
             # Centred on BOIL's defaults; wide enough to move when the data say so.
-            self.register_prior("m0_prior", NormalPrior(_curve.DEFAULT_M0, 1.0), lambda m: m.m0)
-            self.register_prior("g0_prior", NormalPrior(_curve.DEFAULT_G0, 0.5), lambda m: m.g0)
+            self.register_prior(
+                "m0_prior",
+                NormalPrior(_curve.DEFAULT_M0, 1.0, validate_args=False),
+                lambda m: m.m0,
+            )
+            self.register_prior(
+                "g0_prior",
+                NormalPrior(_curve.DEFAULT_G0, 0.5, validate_args=False),
+                lambda m: m.g0,
+            )
         self.set(_curve.DEFAULT_M0, _curve.DEFAULT_G0)
 
     @property
@@ -175,15 +256,19 @@ class JointGP(gpytorch.models.ExactGP):
         learn_compression: bool,
     ) -> None:
         likelihood = gpytorch.likelihoods.GaussianLikelihood(
-            noise_prior=GammaPrior(1.1, 30.0), noise_constraint=GreaterThan(MIN_NOISE)
+            noise_prior=GammaPrior(1.1, 30.0, validate_args=False),
+            noise_constraint=GreaterThan(MIN_NOISE),
         )
         super().__init__(X, torch.zeros(X.shape[0], dtype=X.dtype), likelihood)
         self.curves = curves
         self.mean_module = TrendMean()
         self.covar_module = gpytorch.kernels.ScaleKernel(
-            JointKernel(is_categorical), outputscale_prior=GammaPrior(2.0, 1.0)
+            JointKernel(is_categorical),
+            outputscale_prior=GammaPrior(2.0, 1.0, validate_args=False),
         )
         self.compression = Compression(target, learn_compression)
+        self._prior_list: list[tuple[Any, Any, Any]] | None = None
+        self._trainable_list: list[tuple[str, torch.nn.Parameter]] | None = None
         self.double()
         with torch.no_grad():
             self.likelihood.noise = torch.tensor(1e-3)
@@ -196,6 +281,12 @@ class JointGP(gpytorch.models.ExactGP):
             )
         self.y_mean = 0.0
         self.y_std = 1.0
+        self.scores = torch.zeros(X.shape[0], dtype=X.dtype)
+
+    def set_points(self, X: torch.Tensor, curves: _curve.PaddedCurves) -> None:
+        """Replace the training points (keeping every hyperparameter), e.g. after augmentation."""
+        self.curves = curves
+        self.set_train_data(X, torch.zeros(X.shape[0], dtype=X.dtype), strict=False)
         self.scores = torch.zeros(X.shape[0], dtype=X.dtype)
 
     def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultivariateNormal:
@@ -211,11 +302,14 @@ class JointGP(gpytorch.models.ExactGP):
     # Parameter (de)serialisation -----------------------------------------------------------
 
     def _trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
-        return [
-            (name, p)
-            for name, p in self.named_parameters()
-            if p.requires_grad and (self.compression.learn or not name.startswith("compression"))
-        ]
+        if self._trainable_list is None:  # Walking the module tree is slow; do it once.
+            self._trainable_list = [
+                (name, p)
+                for name, p in self.named_parameters()
+                if p.requires_grad
+                and (self.compression.learn or not name.startswith("compression"))
+            ]
+        return self._trainable_list
 
     def get_flat(self) -> np.ndarray:
         return np.concatenate([p.detach().numpy().ravel() for _, p in self._trainable()])
@@ -273,14 +367,18 @@ class JointGP(gpytorch.models.ExactGP):
         y, _, _ = self.standardised_targets()
         X = self.train_inputs[0]
         n = X.shape[0]
-        K = self.covar_module(X).to_dense() + self.likelihood.noise * torch.eye(n, dtype=X.dtype)
-        L = torch.linalg.cholesky(K)
-        resid = (y - self.mean_module(X)).unsqueeze(-1)
-        alpha = torch.cholesky_solve(resid, L)
-        mll = -0.5 * (resid * alpha).sum() - L.diagonal().log().sum() - 0.5 * n * _LOG_2PI
+        kernel = self.covar_module.base_kernel
+        sq, dt2 = kernel._sq_dists(X, X)
+        K = self.covar_module.outputscale * joint_kernel(
+            sq, dt2, kernel.x_lengthscale.pow(-2), kernel.t_lengthscale.pow(-2)
+        )
+        K = K + self.likelihood.noise * torch.eye(n, dtype=X.dtype)
+        resid = y - self.mean_module(X)
+        mll = _GaussianLogLikelihood.apply(K, resid) - 0.5 * n * _LOG_2PI
+        if self._prior_list is None:  # Walking the module tree is slow; the priors do not change.
+            self._prior_list = [(m, p, c) for _, m, p, c, _ in self.named_priors()]
         log_prior = sum(
-            prior.log_prob(closure(module)).sum()
-            for _, module, prior, closure, _ in self.named_priors()
+            prior.log_prob(closure(module)).sum() for module, prior, closure in self._prior_list
         )
         return -(mll + log_prior) / n
 
@@ -373,25 +471,54 @@ class JointGP(gpytorch.models.ExactGP):
             self.chol = _robust_cholesky(K)
             resid = (self.train_targets - self.mean_module(X)).unsqueeze(-1)
             self.alpha = torch.cholesky_solve(resid, self.chol).squeeze(-1)
+            # Fixed hyperparameters for :meth:`predict`, which then needs no module calls.
+            self._frozen = (
+                KernelParams.of(self.covar_module),
+                float(self.mean_module.constant),
+                float(self.mean_module.slope),
+            )
 
     @property
     def noise(self) -> torch.Tensor:
         return self.likelihood.noise.detach()[0]
 
-    def covariance(self, X: torch.Tensor) -> torch.Tensor:
-        """``K(X, X)`` of the fitted kernel (without noise)."""
-        return self.covar_module(X).to_dense()
+    def covariance(self, X1: torch.Tensor, X2: torch.Tensor | None = None) -> torch.Tensor:
+        """``K(X1, X2)`` (default ``X2 = X1``) of the current kernel, without noise."""
+        with torch.no_grad():
+            return kernel_matrix(X1, X1 if X2 is None else X2, KernelParams.of(self.covar_module))
 
     def predict(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of the latent function at ``X`` (standardised units).
 
         Differentiable with respect to ``X``; uses the stored Cholesky factor, never an inverse.
         """
-        k = self.covar_module(X, self.train_inputs[0]).to_dense()
-        mean = self.mean_module(X) + k @ self.alpha
+        params, constant, slope = self._frozen
+        k = kernel_matrix(X, self.train_inputs[0], params)
+        mean = constant + slope * X[..., -1] + k @ self.alpha
         v = torch.linalg.solve_triangular(self.chol, k.transpose(-1, -2), upper=False)
-        var = self.covar_module.outputscale - v.pow(2).sum(-2)
+        var = params.outputscale - v.pow(2).sum(-2)
         return mean, var.clamp_min(1e-12)
+
+
+class _GaussianLogLikelihood(torch.autograd.Function):
+    """``-r^T K^-1 r / 2 - log det(K) / 2`` with the closed-form gradients.
+
+    ``d/dK = (a a^T - K^-1) / 2`` and ``d/dr = -a`` with ``a = K^-1 r``, from one Cholesky factor
+    (cheaper than differentiating through the factorisation and the solve).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, K: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        L = torch.linalg.cholesky(K)
+        a = torch.cholesky_solve(r.unsqueeze(-1), L).squeeze(-1)
+        ctx.save_for_backward(L, a)
+        return -0.5 * (r * a).sum() - L.diagonal().log().sum()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        L, a = ctx.saved_tensors
+        grad_K = 0.5 * (torch.outer(a, a) - torch.cholesky_inverse(L))
+        return grad * grad_K, -grad * a
 
 
 def _robust_cholesky(K: torch.Tensor) -> torch.Tensor:

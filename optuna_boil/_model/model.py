@@ -24,6 +24,8 @@ from optuna_boil._model import augment as _augment
 from optuna_boil._model import curve as _curve
 from optuna_boil._model.cost import CostModel
 from optuna_boil._model.gp import JointGP
+from optuna_boil._model.gp import KernelParams
+from optuna_boil._model.gp import kernel_matrix
 from optuna_boil._model.search_space import SearchSpace
 
 
@@ -184,13 +186,10 @@ class BOILModel:
             except (KeyError, TypeError, ValueError):
                 warm_start = None
         if cfg.augmentation:
-            gp.finalise()
             extra = self._augment(gp, data, curves, points)
             if extra:
                 points = points + extra
-                gp_aug = self._build_gp(data, curves, points)
-                gp_aug.load_hyperparameters(gp.hyperparameters())
-                gp = gp_aug
+                gp.set_points(*self._gp_data(data, curves, points))
         # A warm start alone (the default start is the fallback inside ``fit`` if it fails);
         # without one, the default start plus a few random restarts.
         starts: list[dict[str, Any] | None] = [warm_start]
@@ -236,16 +235,20 @@ class BOILModel:
         t = np.array([curves[i][0][length - 1] for i, length in points], dtype=np.float64)
         return np.column_stack([x, self.scale_t(t)])
 
-    def _build_gp(
+    def _gp_data(
         self, data: CurveData, curves: dict[int, Any], points: list[tuple[int, int]]
-    ) -> JointGP:
+    ) -> tuple[torch.Tensor, _curve.PaddedCurves]:
         X = torch.from_numpy(self._inputs(data, curves, points))
         padded = _curve.PaddedCurves(
             [curves[i] for i, _ in points], [length for _, length in points], self.t_lo, self.t_hi
         )
+        return X, padded
+
+    def _build_gp(
+        self, data: CurveData, curves: dict[int, Any], points: list[tuple[int, int]]
+    ) -> JointGP:
         return JointGP(
-            X,
-            padded,
+            *self._gp_data(data, curves, points),
             self.space.is_categorical,
             self.config.target,
             self.config.learn_compression,
@@ -281,17 +284,26 @@ class BOILModel:
             return []
         Xp = torch.from_numpy(self._inputs(data, curves, points))
         Xc = torch.from_numpy(self._inputs(data, curves, cand))
-        with torch.no_grad():
-            chosen = _augment.select(
-                gp.covariance(Xp),
-                gp.covar_module(Xp, Xc).to_dense(),
-                gp.covariance(Xc),
-                float(gp.noise),
-                np.asarray(owner),
-                caps,
-                room,
-                self.config.max_log_cond,
-            )
+        params = KernelParams.of(gp.covar_module)
+
+        def k(A: torch.Tensor, B: torch.Tensor) -> np.ndarray:
+            with torch.no_grad():
+                return kernel_matrix(A, B, params).numpy()
+
+        # One matrix product for all candidate pairs is cheaper here than a kernel call per
+        # chosen column (m is at most CANDIDATES_PER_CURVE * max_gp_points).
+        K_cc = k(Xc, Xc)
+        chosen = _augment.select(
+            k(Xp, Xp),
+            k(Xp, Xc),
+            lambda idx: K_cc[:, idx],
+            np.full(len(cand), params.outputscale),  # a stationary kernel
+            float(gp.noise),
+            np.asarray(owner),
+            caps,
+            room,
+            self.config.max_log_cond,
+        )
         return [cand[j] for j in chosen]
 
 
@@ -322,6 +334,12 @@ class FittedModel:
             mean, _ = gp.predict(gp.train_inputs[0][: self.n_real])
         self.best = float(mean.max())
         self.extra_pending: list[tuple[np.ndarray, float]] = []
+        # Half a step (or half the per-step cost at the origin): no run is free.
+        self._cost_floor = (
+            0.5
+            if model.cost_in_steps
+            else 0.5 * float(cost.rate(np.zeros((1, model.space.dim)))[0])
+        )
         self._add_fantasies()
 
     def _add_fantasies(self) -> None:
@@ -385,8 +403,7 @@ class FittedModel:
             c = self.cost.rate_torch(X[:, :-1]) * t
             if start is None:
                 c = c + self.cost.overhead
-        floor = float(self.cost.rate(np.zeros((1, self.model.space.dim)))[0]) * 0.5
-        return c.clamp_min(floor if not self.model.cost_in_steps else 0.5)
+        return c.clamp_min(self._cost_floor)
 
     def log_acq(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
         """``log EI - log cost`` at encoded ``(x, t)`` rows; ``start`` gives continuation cost."""

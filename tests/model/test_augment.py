@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from optuna_boil._model import augment
 
@@ -23,8 +22,9 @@ def _problem(n_curves=4, n_cand=8, seed=0):
 
 
 def _tensors(Xp, Xc):
-    K = [_kernel(Xp, Xp), _kernel(Xp, Xc), _kernel(Xc, Xc)]
-    return [torch.from_numpy(k) for k in K]
+    """The arguments ``select`` takes before the noise: K_xx, K_xc, columns of K_cc, diag."""
+    K_cc = _kernel(Xc, Xc)
+    return _kernel(Xp, Xp), _kernel(Xp, Xc), lambda idx: K_cc[:, idx], np.diag(K_cc).copy()
 
 
 def _ln_cond(Xp, Xc, chosen, noise):
@@ -45,8 +45,7 @@ def test_per_curve_cap(length, cap):
 def test_fresh_long_curve_gets_a_point():
     Xp = np.array([[0.5, 0.5, 1.0]])
     Xc = np.array([[0.5, 0.5, t] for t in np.linspace(0.05, 0.95, 10)])
-    K_xx, K_xc, K_cc = _tensors(Xp, Xc)
-    chosen = augment.select(K_xx, K_xc, K_cc, 1e-3, np.zeros(10, dtype=int), np.array([10]), 64)
+    chosen = augment.select(*_tensors(Xp, Xc), 1e-3, np.zeros(10, dtype=int), np.array([10]), 64)
     assert len(chosen) >= 1
     # The first pick is the most uncertain candidate: the one furthest from t = 1.
     assert chosen[0] == 0
@@ -88,7 +87,7 @@ def test_log_condition_threshold(threshold):
 
 
 def test_log_condition_helper():
-    K = torch.diag(torch.tensor([2.0, 5.0, 0.5], dtype=torch.float64))
+    K = np.diag([2.0, 5.0, 0.5])
     assert augment.log_condition(K) == pytest.approx(np.log(10.0))
 
 
@@ -104,5 +103,20 @@ def test_empty_inputs():
     Xp, Xc, owner = _problem(2, 3)
     K = _tensors(Xp, Xc)
     assert augment.select(*K, 1e-3, owner, np.full(2, 3), 0) == []
-    empty = torch.zeros((0, 0), dtype=torch.float64)
-    assert augment.select(K[0], K[1][:, :0], empty, 1e-3, owner[:0], np.full(2, 3), 5) == []
+    empty = np.zeros(0)
+    assert augment.select(K[0], K[1][:, :0], K[2], empty, 1e-3, owner[:0], np.full(2, 3), 5) == []
+
+
+def test_cheap_condition_bound_agrees_with_the_exact_check():
+    # A threshold between the exact ln cond and its Gershgorin bound: the bound alone would
+    # reject the selection, the exact check must keep it.
+    Xp, Xc, owner = _problem(4, 8, seed=3)
+    noise, caps = 1e-2, np.full(4, 8)
+    loose = augment.select(*_tensors(Xp, Xc), noise, owner, caps, 6, max_log_cond=1e9)
+    exact = _ln_cond(Xp, Xc, loose, noise)
+    X = np.vstack([Xp, Xc[loose]])
+    K = _kernel(X, X) + noise * np.eye(len(X))
+    bound = np.log(np.abs(K).sum(1).max() / noise)
+    assert exact < bound
+    threshold = 0.5 * (exact + bound)
+    assert augment.select(*_tensors(Xp, Xc), noise, owner, caps, 6, threshold) == loose

@@ -7,6 +7,7 @@ import torch
 from optuna_boil._model import curve
 from optuna_boil._model.gp import JointGP
 from optuna_boil._model.gp import JointKernel
+from optuna_boil._model.gp import _GaussianLogLikelihood
 
 
 torch.set_num_threads(1)
@@ -188,3 +189,46 @@ def test_distance_cache_not_stale_after_memory_reuse():
         del A
         B = torch.from_numpy(np.array([[0.0, 0.0], [0.0, 0.0]]))
         assert float(k.forward(B, B)[0, 1]) == pytest.approx(1.0), trial
+
+
+def test_kernel_matrix_matches_the_gpytorch_kernel():
+    # The fast path used for predictions and augmentation must be the same kernel as the one
+    # fitted through GPyTorch, categorical (Hamming) columns included.
+    rng = np.random.RandomState(5)
+    x = np.column_stack([rng.uniform(size=(12, 2)), rng.randint(0, 3, size=12)])
+    gp = _single_point_gp(x, rng.normal(size=12), is_cat=np.array([False, False, True]))
+    gp.load_hyperparameters(
+        {
+            "m0": 0.0,
+            "g0": 1.0,
+            "x_lengthscale": [0.3, 0.7, 0.9],
+            "t_lengthscale": 0.4,
+            "outputscale": 1.7,
+            "noise": 1e-3,
+            "mean": 0.0,
+        }
+    )
+    A = torch.from_numpy(np.column_stack([x, rng.uniform(size=12)]))
+    B = A[rng.permutation(12)[:7]].clone()
+    B[:, 0] += 0.05
+    expected = gp.covar_module(A, B).to_dense().detach()
+    np.testing.assert_allclose(
+        gp.covariance(A, B).numpy(), expected.numpy(), rtol=1e-9, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        gp.covariance(A).numpy(), gp.covar_module(A).to_dense().detach().numpy(), atol=1e-12
+    )
+
+
+def test_log_likelihood_gradient_is_exact():
+    rng = np.random.RandomState(6)
+    A = rng.normal(size=(6, 6))
+    K = torch.from_numpy(A @ A.T + 6 * np.eye(6)).requires_grad_(True)
+    r = torch.from_numpy(rng.normal(size=6)).requires_grad_(True)
+    # Symmetrised input: the gradient of a function of a symmetric matrix is symmetric.
+    assert torch.autograd.gradcheck(
+        lambda M, v: _GaussianLogLikelihood.apply(0.5 * (M + M.T), v), (K, r)
+    )
+    value = _GaussianLogLikelihood.apply(K, r)
+    expected = torch.distributions.MultivariateNormal(torch.zeros(6, dtype=K.dtype), K).log_prob(r)
+    assert float(value) == pytest.approx(float(expected) + 3 * math.log(2 * math.pi))
