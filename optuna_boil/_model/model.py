@@ -286,16 +286,16 @@ class BOILModel:
         Xc = torch.from_numpy(self._inputs(data, curves, cand))
         params = KernelParams.of(gp.covar_module)
 
-        def k(A: torch.Tensor, B: torch.Tensor) -> np.ndarray:
+        def cov(A: torch.Tensor, B: torch.Tensor) -> np.ndarray:
             with torch.no_grad():
                 return kernel_matrix(A, B, params).numpy()
 
         # One matrix product for all candidate pairs is cheaper here than a kernel call per
         # chosen column (m is at most CANDIDATES_PER_CURVE * max_gp_points).
-        K_cc = k(Xc, Xc)
+        K_cc = cov(Xc, Xc)
         chosen = _augment.select(
-            k(Xp, Xp),
-            k(Xp, Xc),
+            cov(Xp, Xp),
+            cov(Xp, Xc),
             lambda idx: K_cc[:, idx],
             np.full(len(cand), params.outputscale),  # a stationary kernel
             float(gp.noise),
