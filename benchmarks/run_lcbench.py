@@ -96,6 +96,7 @@ BOIL_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "boil_learned": ({"learn_compression": True}, {}),
     "boil_final": ({"target": "final"}, {}),
     "boil_paper": ({"target": "paper"}, {}),
+    "boil_budget_ei": ({"acquisition": "budget"}, {}),
 }
 
 
@@ -525,7 +526,7 @@ def _select_methods(spec: str) -> list[str]:
             names += ALL_METHODS
         elif item == "baselines":
             names += BASELINES
-        elif item == "boil":
+        elif item == "variants":  # optuna-boil and all its ablations ("boil" is the default)
             names += BOIL_VARIANTS
         elif item in ALL_METHODS:
             names.append(item)
@@ -548,7 +549,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--methods",
         default="all",
-        help="comma list of methods, or the groups 'all', 'baselines', 'boil' (default: all; "
+        help="comma list of methods, or the groups 'all', 'baselines', 'variants' (optuna-boil "
+        "and its ablations) (default: all; "
         "boil variants are dropped from 'all' when optuna_boil is not importable)",
     )
     parser.add_argument("--tasks", help=f"comma list (default: {','.join(DEV_TASKS)})")

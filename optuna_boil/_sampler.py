@@ -19,6 +19,7 @@ import torch
 from optuna_boil import _observations
 from optuna_boil import _storage
 from optuna_boil._model import curve as _curve
+from optuna_boil._model.model import ACQUISITIONS
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import Decision
 from optuna_boil._model.model import FittedModel
@@ -47,8 +48,9 @@ class BOILSampler(BaseSampler):
     one Gaussian process over (hyperparameters, training step) is fitted to the scores, together
     with the weighting; a few points of every curve are added to the GP where it is most
     uncertain (selective augmentation, guarded by the covariance condition number); and the next
-    configuration *and how long to train it* are chosen by expected improvement per unit of
-    training cost.
+    configuration *and how long to train it* are chosen per unit of training cost: the
+    configuration by the expected improvement of its score at the full budget, the budget by how
+    much a run of that length would tell about it (see ``acquisition``).
 
     Use it with :class:`~optuna_boil.BOILPruner`, which enforces the chosen budgets and decides
     whether a trial that reached its budget continues. With any other pruner the sampler still
@@ -88,6 +90,13 @@ class BOILSampler(BaseSampler):
         target:
             What the GP models: ``"logistic"`` (late-weighted average of the curve so far, the
             default), ``"paper"`` (BOIL's score as published) or ``"final"`` (last value).
+        acquisition:
+            How ``(x, t)`` is chosen. ``"final"`` (default): expected improvement of the score at
+            the full budget, times the posterior correlation between the scores at ``t`` and at
+            the full budget, times a discount for runs whose outcome noise would hide, per unit
+            of cost (augmented EI, Huang et al. 2006). ``"budget"``: BOIL's expected improvement
+            of the score at ``t`` per unit of cost, which keeps choosing the shortest budget when
+            early reports do not depend on the hyperparameters (RL with a warm-up).
         learn_compression:
             Learn the logistic weighting's midpoint and growth jointly with the GP by marginal
             likelihood (exact gradients, priors centred on BOIL's defaults). The default
@@ -124,6 +133,7 @@ class BOILSampler(BaseSampler):
         startup_budget: int | None = None,
         independent_sampler: BaseSampler | None = None,
         target: str = "logistic",
+        acquisition: str = "final",
         learn_compression: bool = False,
         augmentation: bool = True,
         cost_aware: bool = True,
@@ -145,6 +155,8 @@ class BOILSampler(BaseSampler):
             )
         if target not in _curve.TARGETS:
             raise ValueError(f"`target` must be one of {_curve.TARGETS}, got {target!r}.")
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"`acquisition` must be one of {ACQUISITIONS}, got {acquisition!r}.")
         if cost not in _COST_MODES:
             raise ValueError(f"`cost` must be one of {_COST_MODES}, got {cost!r}.")
         if stale_after is not None and not stale_after > 0:
@@ -165,6 +177,7 @@ class BOILSampler(BaseSampler):
         self._warn_independent_sampling = warn_independent_sampling
         self._config = ModelConfig(
             target=target,
+            acquisition=acquisition,
             learn_compression=learn_compression,
             augmentation=augmentation,
             cost_aware=cost_aware,

@@ -1,12 +1,11 @@
-"""Cost-aware acquisition over (x, t) and its maximisation.
+"""Pieces of the cost-aware acquisition over (x, t) and its maximisation.
 
-``alpha(x, t) = log EI(x, t) - log max(cost(x, t), cost_floor)``: expected improvement of the
-compressed score per unit of training cost. ``log EI`` is computed stably for very negative
-standardised improvements (Ament et al., 2023, "Unexpected improvements to expected improvement"),
-so it never returns ``-inf``.
-
-The value of *continuing* a run of ``x`` from step ``t0`` to ``t1 > t0`` uses the same expected
-improvement with the marginal cost ``rate(x) * (t1 - t0)``.
+The acquisition itself is assembled in :meth:`.model.FittedModel.log_acq`: by default
+``log EI_T(x) + log |corr(f(x, t), f(x, T))| + log_information(var(x, t), noise) - log cost(x, t)``
+(augmented EI, Huang et al., 2006), or BOIL's ``log EI(x, t) - log cost(x, t)``. ``log EI`` is
+computed stably for very negative standardised improvements (Ament et al., 2023, "Unexpected
+improvements to expected improvement"), so it never returns ``-inf``. The value of *continuing* a
+run of ``x`` from step ``t0`` to ``t1 > t0`` uses the marginal cost ``rate(x) * (t1 - t0)``.
 
 The maximiser evaluates a batch of scrambled Sobol points, refines the best few jointly with
 L-BFGS-B on the continuous coordinates (the step included), rounds integers, steps and
@@ -58,6 +57,17 @@ def log_ei(mean: torch.Tensor, var: torch.Tensor, best: float) -> torch.Tensor:
     """Log expected improvement over ``best`` of a Gaussian with ``mean`` and ``var``."""
     std = var.sqrt()
     return log_h((mean - best) / std) + std.log()
+
+
+def log_information(var: torch.Tensor, noise: torch.Tensor | float) -> torch.Tensor:
+    """``log(1 - s_n / sqrt(s^2 + s_n^2))`` for latent variance ``s^2 = var``, noise ``s_n^2``.
+
+    Computed as ``log r - log sqrt(1 + r) - log(1 + sqrt(1 + r))`` with ``r = var / noise``,
+    which stays accurate when the noise dominates (``r -> 0``).
+    """
+    r = (var / noise).clamp_min(1e-300)
+    root = torch.sqrt(1.0 + r)
+    return r.log() - root.log() - torch.log1p(root)
 
 
 def maximise(

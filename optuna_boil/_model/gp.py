@@ -1,11 +1,14 @@
 """Joint GP over (hyperparameters, training step), fitted together with the curve compression.
 
 Shapes: ``X`` is ``(n, d + 1)``; its first ``d`` columns are the encoded hyperparameters
-(:mod:`.search_space`), the last one the scaled step ``(t - t_lo) / (t_hi - t_lo)``.
+(:mod:`.search_space`), the last one the scaled step
+``u = log(1 + t - t_lo) / log(1 + t_hi - t_lo)``.
 
-Kernel: ``s * Matern52(r_x) * exp(-(t - t')^2 / (2 l_t^2))`` with the ARD distance
-``r_x^2 = sum_cont ((x_i - x'_i) / l_i)^2 + sum_cat 1[x_i != x'_i] / l_i^2``, so categorical
-choices are compared by equality only. Priors keep lengthscales, signal and noise away from the
+Kernel: ``Matern52(r_x) * (s * exp(-(u - u')^2 / (2 l_t^2)) + late * w(t) w(t'))`` with the ARD
+distance ``r_x^2 = sum_cont ((x_i - x'_i) / l_i)^2 + sum_cat 1[x_i != x'_i] / l_i^2``, so
+categorical choices are compared by equality only; ``u`` is the log-scaled step and ``w`` the
+linear fraction of the step range (a part of the score that only long runs reveal, see
+:class:`JointKernel`). Priors keep lengthscales, signal and noise away from the
 edges; the noise variance has a floor. Targets are the compressed curve scores (:mod:`.curve`),
 standardised; the logistic parameters ``(m0, g0)`` of the compression are GP hyperparameters too
 and all of them are fitted by maximising the marginal likelihood plus log priors, with exact torch
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import math
 from typing import Any
 
 import gpytorch
@@ -50,18 +54,42 @@ def gp_settings() -> Any:
 
 
 class JointKernel(gpytorch.kernels.Kernel):
-    """``Matern52`` (ARD, Hamming on categoricals) over x times a squared exponential over t."""
+    """``Matern52(x) * (s * SE(t) + late * w(t) w(t'))``, ARD Matern (Hamming on categoricals).
+
+    ``w(t) = (t - t_lo) / (t_hi - t_lo)`` is the fraction of the step range trained. The second
+    term is a part of the score that only shows after long training (with the same x structure):
+    short runs barely constrain it, so until long runs are observed the posterior at long budgets
+    keeps the prior uncertainty ``late`` instead of inheriting the certainty of many short runs
+    (which made the model propose only short runs when early reports do not depend on x).
+
+    Args:
+        is_categorical: Which x coordinates are categorical.
+        log_span: ``log(1 + t_hi - t_lo)``, to map the GP's step coordinate back to ``w``.
+    """
 
     has_lengthscale = False
 
-    def __init__(self, is_categorical: np.ndarray) -> None:
+    def __init__(self, is_categorical: np.ndarray, log_span: float = 0.0) -> None:
         super().__init__()
         d = int(is_categorical.size)
+        self.log_span = float(log_span)
         self.register_buffer("is_cat", torch.as_tensor(is_categorical, dtype=torch.bool))
         self.register_parameter("raw_x_lengthscale", torch.nn.Parameter(torch.zeros(d)))
         self.register_parameter("raw_t_lengthscale", torch.nn.Parameter(torch.zeros(1)))
+        self.register_parameter("raw_late", torch.nn.Parameter(torch.zeros(())))
+        self.register_parameter("raw_outputscale", torch.nn.Parameter(torch.zeros(())))
+        self.register_constraint("raw_outputscale", Positive())
+        self.register_prior(
+            "outputscale_prior",
+            GammaPrior(2.0, 1.0, validate_args=False),
+            lambda m: m.outputscale,
+        )
         self.register_constraint("raw_x_lengthscale", Positive())
         self.register_constraint("raw_t_lengthscale", Positive())
+        self.register_constraint("raw_late", Positive())
+        self.register_prior(
+            "late_prior", GammaPrior(2.0, 2.0, validate_args=False), lambda m: m.late
+        )
         self.register_prior(
             "x_lengthscale_prior",
             GammaPrior(3.0, 6.0, validate_args=False),
@@ -73,7 +101,7 @@ class JointKernel(gpytorch.kernels.Kernel):
             lambda m: m.t_lengthscale,
         )
         self._cache_key: Any = None
-        self._cache_value: tuple[torch.Tensor, torch.Tensor] = (torch.zeros(0), torch.zeros(0))
+        self._cache_value: tuple[torch.Tensor, ...] = ()
 
     @property
     def x_lengthscale(self) -> torch.Tensor:
@@ -83,8 +111,22 @@ class JointKernel(gpytorch.kernels.Kernel):
     def t_lengthscale(self) -> torch.Tensor:
         return self.raw_t_lengthscale_constraint.transform(self.raw_t_lengthscale)
 
-    def _sq_dists(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-dimension squared distances (Hamming on categoricals) and squared step gaps.
+    @property
+    def late(self) -> torch.Tensor:
+        return self.raw_late_constraint.transform(self.raw_late)
+
+    @property
+    def outputscale(self) -> torch.Tensor:
+        return self.raw_outputscale_constraint.transform(self.raw_outputscale)
+
+    def variance(self, u: torch.Tensor) -> torch.Tensor:
+        """Prior variance ``s + late * w(u)^2`` at step coordinates ``u``."""
+        w2 = late_weight(u, self.log_span).pow(2)
+        return self.outputscale.detach() + self.late.detach() * w2
+
+    def _sq_dists(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-dimension squared distances (Hamming on categoricals), squared step gaps and the
+        products ``w(t) w(t')`` of the late term.
 
         They do not depend on the kernel parameters, so the pair for the training inputs is
         cached and reused at every step of the marginal-likelihood optimisation.
@@ -94,7 +136,10 @@ class JointKernel(gpytorch.kernels.Kernel):
             cached, version = self._cache_key
             if x1 is cached and x2 is cached and x1._version == version:
                 return self._cache_value
-        value = sq_dists(x1.detach(), x2.detach(), self.is_cat)
+        sq, dt2 = sq_dists(x1.detach(), x2.detach(), self.is_cat)
+        w1 = late_weight(x1.detach()[..., -1], self.log_span)
+        w2 = late_weight(x2.detach()[..., -1], self.log_span)
+        value = (sq, dt2, w1.unsqueeze(-1) * w2.unsqueeze(-2))
         if x1 is x2:
             self._cache_key, self._cache_value = (x1, x1._version), value
         return value
@@ -103,12 +148,29 @@ class JointKernel(gpytorch.kernels.Kernel):
         self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params: Any
     ) -> torch.Tensor:
         if diag:
-            return torch.ones(x1.shape[:-1], dtype=x1.dtype)
+            w = late_weight(x1[..., -1], self.log_span)
+            return self.outputscale + self.late * w.pow(2)
         if x1.requires_grad or x2.requires_grad:
             sq, dt2 = sq_dists(x1, x2, self.is_cat)
+            w1 = late_weight(x1[..., -1], self.log_span)
+            ww = w1.unsqueeze(-1) * late_weight(x2[..., -1], self.log_span).unsqueeze(-2)
         else:
-            sq, dt2 = self._sq_dists(x1, x2)
-        return joint_kernel(sq, dt2, self.x_lengthscale.pow(-2), self.t_lengthscale.pow(-2))
+            sq, dt2, ww = self._sq_dists(x1, x2)
+        return joint_kernel(
+            sq,
+            dt2,
+            self.x_lengthscale.pow(-2),
+            self.t_lengthscale.pow(-2),
+            self.outputscale,
+            self.late * ww,
+        )
+
+
+def late_weight(u: torch.Tensor, log_span: float) -> torch.Tensor:
+    """``w = (t - t_lo) / (t_hi - t_lo)`` from the GP's step coordinate ``u`` (see ``scale_t``)."""
+    if log_span <= 0.0:
+        return torch.ones_like(u)
+    return torch.expm1(u * log_span) / math.expm1(log_span)
 
 
 def sq_dists(
@@ -131,10 +193,12 @@ class KernelParams:
     cat_weights: tuple[float, ...]  # 1 / lengthscale^2 of each of those
     inv_lt2: float  # 1 / t_lengthscale^2
     outputscale: float
+    late: float  # relative variance of the late term
+    log_span: float
 
     @classmethod
-    def of(cls, kernel: gpytorch.kernels.ScaleKernel) -> KernelParams:
-        base = kernel.base_kernel
+    def of(cls, kernel: JointKernel) -> KernelParams:
+        base = kernel
         is_cat = base.is_cat
         inv_ls2 = base.x_lengthscale.detach().pow(-2)
         inv_lt2 = float(base.t_lengthscale.detach().pow(-2))
@@ -148,6 +212,8 @@ class KernelParams:
             cat_weights=tuple(float(inv_ls2[c]) for c in cat),
             inv_lt2=inv_lt2,
             outputscale=float(kernel.outputscale.detach()),
+            late=float(base.late.detach()),
+            log_span=base.log_span,
         )
 
 
@@ -168,18 +234,25 @@ def kernel_matrix(X1: torch.Tensor, X2: torch.Tensor, p: KernelParams) -> torch.
         sqx = sqx + (X1[:, c : c + 1] != X2[:, c]).to(X1.dtype) * w
     sqx = sqx.clamp_min(0.0)
     r = sqx.clamp_min(1e-36).sqrt()
-    matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqx) * torch.exp(-_SQRT5 * r - 0.5 * dt2)
-    return p.outputscale * matern
+    matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqx) * torch.exp(-_SQRT5 * r)
+    w1 = late_weight(X1[:, -1:], p.log_span)
+    w2 = late_weight(X2[:, -1], p.log_span)
+    return matern * (p.outputscale * torch.exp(-0.5 * dt2) + p.late * w1 * w2)
 
 
 def joint_kernel(
-    sq: torch.Tensor, dt2: torch.Tensor, inv_ls2: torch.Tensor, inv_lt2: torch.Tensor
+    sq: torch.Tensor,
+    dt2: torch.Tensor,
+    inv_ls2: torch.Tensor,
+    inv_lt2: torch.Tensor,
+    outputscale: torch.Tensor,
+    late_ww: torch.Tensor,
 ) -> torch.Tensor:
-    """``Matern52`` over the weighted x distances times a squared exponential over t."""
+    """``Matern52`` over the weighted x distances times ``s * SE(t) + late * w w'``."""
     sqd = sq @ inv_ls2
     r = sqd.clamp_min(1e-36).sqrt()
     matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqd) * torch.exp(-_SQRT5 * r)
-    return matern * torch.exp(-0.5 * dt2 * inv_lt2)
+    return matern * (outputscale * torch.exp(-0.5 * dt2 * inv_lt2) + late_ww)
 
 
 class TrendMean(gpytorch.means.Mean):
@@ -254,31 +327,27 @@ class JointGP(gpytorch.models.ExactGP):
         is_categorical: np.ndarray,
         target: str,
         learn_compression: bool,
+        log_span: float = 0.0,
     ) -> None:
         likelihood = gpytorch.likelihoods.GaussianLikelihood(
-            noise_prior=GammaPrior(1.1, 30.0, validate_args=False),
+            noise_prior=GammaPrior(1.1, 0.05, validate_args=False),
             noise_constraint=GreaterThan(MIN_NOISE),
         )
         super().__init__(X, torch.zeros(X.shape[0], dtype=X.dtype), likelihood)
         self.curves = curves
         self.mean_module = TrendMean()
-        self.covar_module = gpytorch.kernels.ScaleKernel(
-            JointKernel(is_categorical),
-            outputscale_prior=GammaPrior(2.0, 1.0, validate_args=False),
-        )
+        self.covar_module = JointKernel(is_categorical, log_span)
         self.compression = Compression(target, learn_compression)
         self._prior_list: list[tuple[Any, Any, Any]] | None = None
         self._trainable_list: list[tuple[str, torch.nn.Parameter]] | None = None
         self.double()
         with torch.no_grad():
             self.likelihood.noise = torch.tensor(1e-3)
-            self.covar_module.outputscale = torch.tensor(1.0)
-            self.covar_module.base_kernel.raw_x_lengthscale.fill_(
-                float(Positive().inverse_transform(torch.tensor(0.5)))
-            )
-            self.covar_module.base_kernel.raw_t_lengthscale.fill_(
-                float(Positive().inverse_transform(torch.tensor(0.5)))
-            )
+            kernel = self.covar_module
+            kernel.raw_outputscale.fill_(float(Positive().inverse_transform(torch.tensor(1.0))))
+            kernel.raw_x_lengthscale.fill_(float(Positive().inverse_transform(torch.tensor(0.5))))
+            kernel.raw_t_lengthscale.fill_(float(Positive().inverse_transform(torch.tensor(0.5))))
+            kernel.raw_late.fill_(float(Positive().inverse_transform(torch.tensor(0.5))))
         self.y_mean = 0.0
         self.y_std = 1.0
         self.scores = torch.zeros(X.shape[0], dtype=X.dtype)
@@ -324,21 +393,22 @@ class JointGP(gpytorch.models.ExactGP):
 
     def hyperparameters(self) -> dict[str, Any]:
         """Fitted values in natural units (JSON-friendly)."""
-        kernel = self.covar_module.base_kernel
+        kernel = self.covar_module
         return {
             "m0": float(self.compression.m0.detach()),
             "g0": float(self.compression.g0.detach()),
             "x_lengthscale": [float(v) for v in kernel.x_lengthscale.detach()],
             "t_lengthscale": float(kernel.t_lengthscale.detach()[0]),
-            "outputscale": float(self.covar_module.outputscale.detach()),
+            "outputscale": float(kernel.outputscale.detach()),
             "noise": float(self.likelihood.noise.detach()[0]),
             "mean": float(self.mean_module.constant.detach()),
             "slope": float(self.mean_module.slope.detach()),
+            "late": float(kernel.late.detach()),
         }
 
     def load_hyperparameters(self, hp: dict[str, Any]) -> None:
         """Set parameters from :meth:`hyperparameters` output (e.g. a stored warm start)."""
-        kernel = self.covar_module.base_kernel
+        kernel = self.covar_module
         with torch.no_grad():
             xl = torch.as_tensor(hp["x_lengthscale"], dtype=torch.float64)
             if xl.numel() == kernel.raw_x_lengthscale.numel():
@@ -349,10 +419,15 @@ class JointGP(gpytorch.models.ExactGP):
             kernel.raw_t_lengthscale.copy_(
                 kernel.raw_t_lengthscale_constraint.inverse_transform(tl)
             )
-            self.covar_module.outputscale = torch.tensor(max(float(hp["outputscale"]), 1e-4))
+            scale = torch.tensor(max(float(hp["outputscale"]), 1e-4), dtype=torch.float64)
+            kernel.raw_outputscale.copy_(
+                kernel.raw_outputscale_constraint.inverse_transform(scale)
+            )
             self.likelihood.noise = torch.tensor(max(float(hp["noise"]), 2 * MIN_NOISE))
             self.mean_module.constant.fill_(float(hp["mean"]))
             self.mean_module.slope.fill_(float(hp.get("slope", 0.0)))
+            late = torch.tensor(max(float(hp.get("late", 0.5)), 1e-4), dtype=torch.float64)
+            kernel.raw_late.copy_(kernel.raw_late_constraint.inverse_transform(late))
         if self.compression.learn:
             self.compression.set(float(hp["m0"]), float(hp["g0"]))
 
@@ -367,10 +442,15 @@ class JointGP(gpytorch.models.ExactGP):
         y, _, _ = self.standardised_targets()
         X = self.train_inputs[0]
         n = X.shape[0]
-        kernel = self.covar_module.base_kernel
-        sq, dt2 = kernel._sq_dists(X, X)
-        K = self.covar_module.outputscale * joint_kernel(
-            sq, dt2, kernel.x_lengthscale.pow(-2), kernel.t_lengthscale.pow(-2)
+        kernel = self.covar_module
+        sq, dt2, ww = kernel._sq_dists(X, X)
+        K = joint_kernel(
+            sq,
+            dt2,
+            kernel.x_lengthscale.pow(-2),
+            kernel.t_lengthscale.pow(-2),
+            kernel.outputscale,
+            kernel.late * ww,
         )
         K = K + self.likelihood.noise * torch.eye(n, dtype=X.dtype)
         resid = y - self.mean_module(X)
@@ -482,6 +562,12 @@ class JointGP(gpytorch.models.ExactGP):
     def noise(self) -> torch.Tensor:
         return self.likelihood.noise.detach()[0]
 
+    def prior_variance(self, X: torch.Tensor) -> torch.Tensor:
+        """``k(x, x)`` of the current kernel (it grows with the step through the late term)."""
+        kernel = self.covar_module
+        with torch.no_grad():
+            return kernel.variance(X[..., -1])
+
     def covariance(self, X1: torch.Tensor, X2: torch.Tensor | None = None) -> torch.Tensor:
         """``K(X1, X2)`` (default ``X2 = X1``) of the current kernel, without noise."""
         with torch.no_grad():
@@ -496,8 +582,35 @@ class JointGP(gpytorch.models.ExactGP):
         k = kernel_matrix(X, self.train_inputs[0], params)
         mean = constant + slope * X[..., -1] + k @ self.alpha
         v = torch.linalg.solve_triangular(self.chol, k.transpose(-1, -2), upper=False)
-        var = params.outputscale - v.pow(2).sum(-2)
+        w = late_weight(X[..., -1], params.log_span)
+        var = params.outputscale + params.late * w.pow(2) - v.pow(2).sum(-2)
         return mean, var.clamp_min(1e-12)
+
+    def predict_pair(self, X: torch.Tensor, u_final: float) -> tuple[torch.Tensor, ...]:
+        """Joint posterior of the latent function at ``(x, u)`` and ``(x, u_final)`` per row.
+
+        Returns:
+            ``(mean_final, var_final, var, cov)``: mean and variance at ``(x, u_final)``, variance
+            at ``(x, u)`` and the posterior covariance of the two, each ``(m,)``, standardised
+            units, differentiable with respect to ``X``.
+        """
+        params, constant, slope = self._frozen
+        X_final = torch.cat([X[:, :-1], torch.full_like(X[:, -1:], u_final)], dim=-1)
+        k = kernel_matrix(torch.cat([X, X_final]), self.train_inputs[0], params)
+        m = X.shape[0]
+        v = torch.linalg.solve_triangular(self.chol, k.transpose(-1, -2), upper=False)
+        v_t, v_f = v[:, :m], v[:, m:]
+        w = late_weight(X[:, -1], params.log_span)
+        w_f = float(late_weight(torch.tensor(u_final), params.log_span))
+        prior_cross = (
+            params.outputscale * torch.exp(-0.5 * (X[:, -1] - u_final).pow(2) * params.inv_lt2)
+            + params.late * w * w_f
+        )
+        var = (params.outputscale + params.late * w.pow(2) - v_t.pow(2).sum(0)).clamp_min(1e-12)
+        var_f = (params.outputscale + params.late * w_f**2 - v_f.pow(2).sum(0)).clamp_min(1e-12)
+        cov = prior_cross - (v_t * v_f).sum(0)
+        mean_f = constant + slope * u_final + k[m:] @ self.alpha
+        return mean_f, var_f, var, cov
 
 
 class _GaussianLogLikelihood(torch.autograd.Function):

@@ -29,6 +29,7 @@ from optuna_boil._model.gp import kernel_matrix
 from optuna_boil._model.search_space import SearchSpace
 
 
+ACQUISITIONS = ("final", "budget")
 _SAME_X_TOL = 1e-3  # Configurations this close (max-norm, unit cube) count as the same.
 CANDIDATES_PER_CURVE = 6
 _DISTINCT = 0.05  # Candidates closer than this (max-norm in the unit cube) count as one.
@@ -39,6 +40,7 @@ class ModelConfig:
     """Settings of the model (see :class:`~optuna_boil.BOILSampler` for their meaning)."""
 
     target: str = "logistic"
+    acquisition: str = "final"
     learn_compression: bool = True
     augmentation: bool = True
     cost_aware: bool = True
@@ -252,6 +254,7 @@ class BOILModel:
             self.space.is_categorical,
             self.config.target,
             self.config.learn_compression,
+            float(np.log1p(max(self.t_hi - self.t_lo, 0))),
         )
 
     def _augment(
@@ -297,7 +300,7 @@ class BOILModel:
             cov(Xp, Xp),
             cov(Xp, Xc),
             lambda idx: K_cc[:, idx],
-            np.full(len(cand), params.outputscale),  # a stationary kernel
+            gp.prior_variance(Xc).numpy(),
             float(gp.noise),
             np.asarray(owner),
             caps,
@@ -331,7 +334,12 @@ class FittedModel:
         self.n_real = len({i for i, _ in points})
         self.n_augmented = len(points) - self.n_real
         with torch.no_grad():
-            mean, _ = gp.predict(gp.train_inputs[0][: self.n_real])
+            X_real = gp.train_inputs[0][: self.n_real]
+            mean, _ = gp.predict(X_real)
+            if model.config.acquisition == "final":
+                # The incumbent of the final budget: the best posterior mean at t_hi among the
+                # configurations observed so far.
+                mean = gp.predict_pair(X_real, 1.0)[0]
         self.best = float(mean.max())
         self.extra_pending: list[tuple[np.ndarray, float]] = []
         # Half a step (or half the per-step cost at the origin): no run is free.
@@ -406,9 +414,27 @@ class FittedModel:
         return c.clamp_min(self._cost_floor)
 
     def log_acq(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
-        """``log EI - log cost`` at encoded ``(x, t)`` rows; ``start`` gives continuation cost."""
-        mean, var = self.gp.predict(X)
-        value = _acq.log_ei(mean, var, self.best) - self._cost(X, start).log()
+        """Log acquisition value per unit cost at encoded ``(x, t)`` rows.
+
+        ``acquisition="final"``: the expected improvement of the score at the full budget,
+        weighted by how much a run of ``x`` to ``t`` tells about it (Huang et al., 2006,
+        "augmented EI"): ``EI_T(x) * |corr(f(x, t), f(x, T))| * (1 - s_n / sqrt(s^2(x, t) +
+        s_n^2)) / cost(x, t)``. The second factor is the posterior correlation of the two
+        budgets, the third discounts runs whose outcome the noise would hide. ``"budget"``:
+        BOIL's ``EI(x, t) / cost(x, t)`` of the score at ``t`` itself. ``start`` gives the cost
+        of continuing a run from that step instead of a fresh run.
+        """
+        if self.model.config.acquisition == "budget":
+            mean, var = self.gp.predict(X)
+            value = _acq.log_ei(mean, var, self.best)
+        else:
+            mean_f, var_f, var, cov = self.gp.predict_pair(X, 1.0)
+            value = (
+                _acq.log_ei(mean_f, var_f, self.best)
+                + 0.5 * (cov.pow(2) / (var * var_f)).clamp(1e-300, 1.0).log()
+                + _acq.log_information(var, self.gp.noise)
+            )
+        value = value - self._cost(X, start).log()
         # A numerically broken point is never chosen (rather than crashing a decision).
         return torch.where(torch.isnan(value), torch.full_like(value, -np.inf), value)
 

@@ -1,5 +1,6 @@
 import math
 
+from gpytorch.constraints import Positive
 import numpy as np
 import pytest
 import torch
@@ -38,8 +39,17 @@ def test_ard_recovers_relevant_input():
     assert ls2[1] < 0.5 * ls2[0]
 
 
+def _plain_kernel(is_cat):
+    """A kernel with outputscale 1 and (practically) no late term."""
+    k = JointKernel(is_cat).double()
+    with torch.no_grad():
+        k.raw_outputscale.fill_(float(Positive().inverse_transform(torch.tensor(1.0))))
+        k.raw_late.fill_(-60.0)
+    return k
+
+
 def test_categorical_kernel_is_hamming():
-    k = JointKernel(np.array([True, False])).double()
+    k = _plain_kernel(np.array([True, False]))
     X = torch.tensor(
         [[0.0, 0.5, 1.0], [1.0, 0.5, 1.0], [2.0, 0.5, 1.0], [0.0, 0.5, 1.0]], dtype=torch.float64
     )
@@ -50,20 +60,20 @@ def test_categorical_kernel_is_hamming():
     # Matern 5/2 at r = 1 / l with the default-free lengthscale (softplus(0) = ln 2).
     r = 1.0 / math.log(2.0)
     want = (1 + math.sqrt(5) * r + 5 / 3 * r**2) * math.exp(-math.sqrt(5) * r)
-    assert float(K[0, 2]) == pytest.approx(want, rel=1e-10)
+    assert float(K[0, 2]) == pytest.approx(want, rel=1e-8)
     # The same inputs treated as continuous *are* ordered.
-    kc = JointKernel(np.array([False, False])).double()
+    kc = _plain_kernel(np.array([False, False]))
     Kc = kc(X, X).to_dense().detach()
     assert float(Kc[0, 2]) < float(Kc[0, 1])
 
 
 def test_kernel_time_factor():
-    k = JointKernel(np.array([False])).double()
+    k = _plain_kernel(np.array([False]))
     X1 = torch.tensor([[0.3, 0.2]], dtype=torch.float64)
     X2 = torch.tensor([[0.3, 0.9]], dtype=torch.float64)
     lt = math.log(2.0)  # softplus(0)
     want = math.exp(-0.5 * 0.7**2 / lt**2)
-    assert float(k(X1, X2).to_dense().detach()[0, 0]) == pytest.approx(want, rel=1e-10)
+    assert float(k(X1, X2).to_dense().detach()[0, 0]) == pytest.approx(want, rel=1e-8)
 
 
 def test_predict_interpolates_with_small_noise():
@@ -93,7 +103,8 @@ def test_predict_interpolates_with_small_noise():
     far = torch.tensor([[5.0, 5.0, 1.0]], dtype=torch.float64)
     with torch.no_grad():
         m_far, v_far = gp.predict(far)
-    assert float(v_far[0]) == pytest.approx(1.0, rel=1e-3)  # prior variance
+    # Prior variance: outputscale plus the late term (w = 1 without a step range).
+    assert float(v_far[0]) == pytest.approx(1.0 + float(gp.covar_module.late), rel=1e-3)
     assert float(m_far[0]) == pytest.approx(0.0, abs=1e-3)  # prior mean
     assert gp.y_mean == pytest.approx(y.mean()) and gp.y_std == pytest.approx(y.std(ddof=1))
 
@@ -182,7 +193,7 @@ def test_warm_start_round_trip():
 
 
 def test_distance_cache_not_stale_after_memory_reuse():
-    k = JointKernel(np.zeros(1, dtype=bool)).double()
+    k = _plain_kernel(np.zeros(1, dtype=bool))
     for trial in range(5):
         A = torch.from_numpy(np.array([[0.0, 0.0], [1.0, 0.0]]))
         k.forward(A, A)
@@ -232,3 +243,20 @@ def test_log_likelihood_gradient_is_exact():
     value = _GaussianLogLikelihood.apply(K, r)
     expected = torch.distributions.MultivariateNormal(torch.zeros(6, dtype=K.dtype), K).log_prob(r)
     assert float(value) == pytest.approx(float(expected) + 3 * math.log(2 * math.pi))
+
+
+def test_late_term_adds_variance_at_long_budgets_only():
+    # w(t) = (t - t_lo) / (t_hi - t_lo): no late variance at t_lo, all of it at t_hi, and a
+    # covariance between budgets of s * SE + late * w w'.
+    span = 99.0
+    k = JointKernel(np.zeros(1, dtype=bool), math.log1p(span)).double()
+    s, late = float(k.outputscale), float(k.late)
+    u = torch.tensor([0.0, math.log1p(9.0) / math.log1p(span), 1.0], dtype=torch.float64)
+    X = torch.stack([torch.full_like(u, 0.3), u], dim=-1)
+    K = k(X, X).to_dense().detach()
+    w = np.array([0.0, 9.0 / span, 1.0])
+    np.testing.assert_allclose(np.diag(K.numpy()), s + late * w**2, rtol=1e-10)
+    lt = float(k.t_lengthscale)
+    want = s * math.exp(-0.5 * float(u[1] - 1.0) ** 2 / lt**2) + late * w[1]
+    assert float(K[1, 2]) == pytest.approx(want, rel=1e-10)
+    np.testing.assert_allclose(k(X, X, diag=True).detach().numpy(), np.diag(K.numpy()))

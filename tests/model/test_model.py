@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -21,6 +22,7 @@ T_LO, T_HI = 1, 20
 FAST = ModelConfig(
     n_samples=128, n_local=2, n_random_restarts=0, max_augmented=8, max_gp_points=60
 )
+FAST_BUDGET = dataclasses.replace(FAST, acquisition="budget")  # BOIL's EI of the score at t
 
 
 def _space2():
@@ -52,7 +54,7 @@ def _data(x, lengths, running=None, budgets=None, costs=None, step0=1):
 def test_cost_in_steps_divides_ei_by_steps():
     rng = np.random.RandomState(0)
     x = rng.uniform(size=(8, 2))
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, rng.randint(3, 21, 8)), rng)
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST_BUDGET).fit(_data(x, rng.randint(3, 21, 8)), rng)
     ts = np.array([1.0, 5.0, 20.0])
     X = torch.from_numpy(np.column_stack([np.tile([0.4, 0.4], (3, 1)), fm.model.scale_t(ts)]))
     with torch.no_grad():
@@ -251,7 +253,7 @@ def test_augmentation_adds_points_within_room():
 def test_log_ei_consistent_with_acquisition_module():
     rng = np.random.RandomState(8)
     x = rng.uniform(size=(6, 2))
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, np.full(6, 10)), rng)
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST_BUDGET).fit(_data(x, np.full(6, 10)), rng)
     X = torch.tensor([[0.1, 0.2, 1.0]], dtype=torch.float64)
     with torch.no_grad():
         mean, var = fm.gp.predict(X)
@@ -272,3 +274,71 @@ def test_fit_requires_data():
         BOILModel(_space2(), T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
     with pytest.raises(ValueError):
         BOILModel(_space2(), 5, 4)
+
+
+def _posterior(fm, X):
+    """Joint posterior mean and covariance at ``X`` by dense linear algebra (a reference)."""
+    gp = fm.gp
+    Xtr = gp.train_inputs[0]
+    K = gp.covariance(Xtr).numpy() + float(gp.noise) * np.eye(len(Xtr))
+    ks = gp.covariance(X, Xtr).numpy()
+    Kss = gp.covariance(X).numpy()
+    resid = (gp.train_targets - gp.mean_module(Xtr)).detach().numpy()
+    mean = gp.mean_module(X).detach().numpy() + ks @ np.linalg.solve(K, resid)
+    return mean, Kss - ks @ np.linalg.solve(K, ks.T)
+
+
+def test_final_budget_acquisition_matches_its_formula():
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(8, 2))
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, rng.randint(3, 21, 8)), rng)
+    ts = np.array([1.0, 5.0, 12.0, 20.0])
+    X = torch.from_numpy(np.column_stack([np.tile([0.4, 0.7], (4, 1)), fm.model.scale_t(ts)]))
+    with torch.no_grad():
+        got = fm.log_acq(X).numpy()
+        mean_f, var_f, var, cov = (v.numpy() for v in fm.gp.predict_pair(X, 1.0))
+    mean, C = _posterior(fm, X)  # the last row is (x, t_hi) itself
+    np.testing.assert_allclose(mean_f, mean[-1], rtol=1e-7)
+    np.testing.assert_allclose(var_f, C[-1, -1], rtol=1e-6)
+    np.testing.assert_allclose(var, np.diag(C), rtol=1e-6)
+    np.testing.assert_allclose(cov, C[:, -1], rtol=1e-6, atol=1e-12)
+    s, s_n = np.sqrt(C[-1, -1]), math.sqrt(float(fm.gp.noise))
+    z = (mean[-1] - fm.best) / s
+    log_ei = np.log(s * (norm.pdf(z) + z * norm.cdf(z)))
+    corr = np.abs(C[:, -1]) / np.sqrt(np.diag(C) * C[-1, -1])
+    info = 1.0 - s_n / np.sqrt(np.diag(C) + s_n**2)
+    want = log_ei + np.log(corr) + np.log(info) - np.log(ts)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # The incumbent is the best posterior mean at the full budget among observed configurations.
+    observed = torch.from_numpy(np.column_stack([x, np.ones(8)]))
+    assert fm.best == pytest.approx(float(_posterior(fm, observed)[0].max()), rel=1e-7)
+
+
+def _noise_then_signal(n, seed, t_lo=10, t_hi=150, every=10, short=20):
+    """Short runs (to step ``short``) of a task whose reports are noise until step 40."""
+    rng = np.random.RandomState(seed)
+    x = rng.uniform(size=(n, 2))
+    steps = [np.arange(t_lo, short + 1, every, dtype=float) for _ in range(n)]
+    values = [20.0 + 5.0 * rng.normal(size=s.size) for s in steps]
+    data = CurveData(
+        x=x,
+        steps=steps,
+        values=values,
+        costs=np.full(n, np.nan),
+        running=np.zeros(n, dtype=bool),
+        budgets=np.full(n, np.nan),
+    )
+    return BOILModel(_space2(), t_lo, t_hi, ModelConfig(), t_new_lo=short), data
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_uninformative_short_runs_lead_to_a_longer_budget(seed):
+    # Early reports that do not depend on x (RL before learning starts) say nothing about the
+    # final score: the default acquisition asks for a longer run, BOIL's EI of the score at t
+    # keeps paying for the cheapest budget.
+    model, data = _noise_then_signal(40, seed)
+    fitted = model.fit(data, np.random.RandomState(seed))
+    assert fitted.suggest(np.random.RandomState(seed)).t > 40
+    model.config = dataclasses.replace(model.config, acquisition="budget")
+    fitted = model.fit(data, np.random.RandomState(seed))
+    assert fitted.suggest(np.random.RandomState(seed)).t == 20
