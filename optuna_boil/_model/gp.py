@@ -17,6 +17,7 @@ gradients and SciPy's L-BFGS-B. Everything is float64 and uses Cholesky factoris
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 import math
@@ -338,7 +339,9 @@ class JointGP(gpytorch.models.ExactGP):
         self.mean_module = TrendMean()
         self.covar_module = JointKernel(is_categorical, log_span)
         self.compression = Compression(target, learn_compression)
-        self._prior_list: list[tuple[Any, Any, Any]] | None = None
+        self._prior_list: list[tuple[Any, Callable[[torch.Tensor], torch.Tensor], Any]] | None = (
+            None
+        )
         self._trainable_list: list[tuple[str, torch.nn.Parameter]] | None = None
         self.double()
         with torch.no_grad():
@@ -456,9 +459,9 @@ class JointGP(gpytorch.models.ExactGP):
         resid = y - self.mean_module(X)
         mll = _GaussianLogLikelihood.apply(K, resid) - 0.5 * n * _LOG_2PI
         if self._prior_list is None:  # Walking the module tree is slow; the priors do not change.
-            self._prior_list = [(m, p, c) for _, m, p, c, _ in self.named_priors()]
+            self._prior_list = [(m, _log_prior(p), c) for _, m, p, c, _ in self.named_priors()]
         log_prior = sum(
-            prior.log_prob(closure(module)).sum() for module, prior, closure in self._prior_list
+            log_density(closure(module)).sum() for module, log_density, closure in self._prior_list
         )
         return -(mll + log_prior) / n
 
@@ -611,6 +614,23 @@ class JointGP(gpytorch.models.ExactGP):
         cov = prior_cross - (v_t * v_f).sum(0)
         mean_f = constant + slope * u_final + k[m:] @ self.alpha
         return mean_f, var_f, var, cov
+
+
+def _log_prior(prior: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``prior.log_prob`` for the Gamma and Normal priors used here, in a few tensor ops.
+
+    The parameters come from the registered GPyTorch priors; only the evaluation is inlined
+    (torch.distributions' argument handling costs more than the arithmetic at this size).
+    """
+    if isinstance(prior, GammaPrior):
+        a, b = float(prior.concentration), float(prior.rate)
+        const = a * math.log(b) - math.lgamma(a)
+        return lambda value: const + (a - 1.0) * value.log() - b * value
+    if isinstance(prior, NormalPrior):
+        loc, scale = float(prior.loc), float(prior.scale)
+        const = -math.log(scale) - 0.5 * _LOG_2PI
+        return lambda value: const - 0.5 * ((value - loc) / scale).pow(2)
+    return prior.log_prob
 
 
 class _GaussianLogLikelihood(torch.autograd.Function):

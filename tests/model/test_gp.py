@@ -260,3 +260,17 @@ def test_late_term_adds_variance_at_long_budgets_only():
     want = s * math.exp(-0.5 * float(u[1] - 1.0) ** 2 / lt**2) + late * w[1]
     assert float(K[1, 2]) == pytest.approx(want, rel=1e-10)
     np.testing.assert_allclose(k(X, X, diag=True).detach().numpy(), np.diag(K.numpy()))
+
+
+def test_inlined_prior_densities_match_gpytorch():
+    from gpytorch.priors import GammaPrior
+    from gpytorch.priors import NormalPrior
+
+    from optuna_boil._model.gp import _log_prior
+
+    value = torch.tensor([0.05, 0.7, 3.0], dtype=torch.float64)
+    for prior in (GammaPrior(3.0, 6.0), GammaPrior(1.1, 0.05), NormalPrior(0.5, 2.0)):
+        prior = prior.double()
+        np.testing.assert_allclose(
+            _log_prior(prior)(value).numpy(), prior.log_prob(value).numpy(), rtol=1e-6
+        )
