@@ -88,3 +88,14 @@ def test_recorder_refuses_overspending() -> None:
     assert recorder.exhausted
     with pytest.raises(RuntimeError):
         recorder.spend(1.0, 0.6, 1)
+
+
+def test_method_selection() -> None:
+    from benchmarks.run_lcbench import BOIL_VARIANTS
+    from benchmarks.run_lcbench import _select_methods
+
+    assert _select_methods("boil") == ["boil"]
+    assert _select_methods("variants") == list(BOIL_VARIANTS)
+    assert _select_methods("random,boil,random") == ["random", "boil"]
+    with pytest.raises(SystemExit, match="nope"):
+        _select_methods("nope")
