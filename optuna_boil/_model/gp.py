@@ -120,11 +120,6 @@ class JointKernel(gpytorch.kernels.Kernel):
     def outputscale(self) -> torch.Tensor:
         return self.raw_outputscale_constraint.transform(self.raw_outputscale)
 
-    def variance(self, u: torch.Tensor) -> torch.Tensor:
-        """Prior variance ``s + late * w(u)^2`` at step coordinates ``u``."""
-        w2 = late_weight(u, self.log_span).pow(2)
-        return self.outputscale.detach() + self.late.detach() * w2
-
     def _sq_dists(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per-dimension squared distances (Hamming on categoricals), squared step gaps and the
         products ``w(t) w(t')`` of the late term.
@@ -137,13 +132,16 @@ class JointKernel(gpytorch.kernels.Kernel):
             cached, version = self._cache_key
             if x1 is cached and x2 is cached and x1._version == version:
                 return self._cache_value
-        sq, dt2 = sq_dists(x1.detach(), x2.detach(), self.is_cat)
-        w1 = late_weight(x1.detach()[..., -1], self.log_span)
-        w2 = late_weight(x2.detach()[..., -1], self.log_span)
-        value = (sq, dt2, w1.unsqueeze(-1) * w2.unsqueeze(-2))
+        x1, x2 = x1.detach(), x2.detach()
+        value = (*sq_dists(x1, x2, self.is_cat), self._late_products(x1, x2))
         if x1 is x2:
             self._cache_key, self._cache_value = (x1, x1._version), value
         return value
+
+    def _late_products(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """``w(t) w(t')`` for every pair of rows."""
+        w1 = late_weight(x1[..., -1], self.log_span)
+        return w1.unsqueeze(-1) * late_weight(x2[..., -1], self.log_span).unsqueeze(-2)
 
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params: Any
@@ -153,8 +151,7 @@ class JointKernel(gpytorch.kernels.Kernel):
             return self.outputscale + self.late * w.pow(2)
         if x1.requires_grad or x2.requires_grad:
             sq, dt2 = sq_dists(x1, x2, self.is_cat)
-            w1 = late_weight(x1[..., -1], self.log_span)
-            ww = w1.unsqueeze(-1) * late_weight(x2[..., -1], self.log_span).unsqueeze(-2)
+            ww = self._late_products(x1, x2)
         else:
             sq, dt2, ww = self._sq_dists(x1, x2)
         return joint_kernel(
@@ -194,15 +191,14 @@ class KernelParams:
     cat_weights: tuple[float, ...]  # 1 / lengthscale^2 of each of those
     inv_lt2: float  # 1 / t_lengthscale^2
     outputscale: float
-    late: float  # relative variance of the late term
+    late: float  # variance of the late term at the full budget
     log_span: float
 
     @classmethod
     def of(cls, kernel: JointKernel) -> KernelParams:
-        base = kernel
-        is_cat = base.is_cat
-        inv_ls2 = base.x_lengthscale.detach().pow(-2)
-        inv_lt2 = float(base.t_lengthscale.detach().pow(-2))
+        is_cat = kernel.is_cat
+        inv_ls2 = kernel.x_lengthscale.detach().pow(-2)
+        inv_lt2 = float(kernel.t_lengthscale.detach().pow(-2))
         cont = torch.cat([torch.nonzero(~is_cat).flatten(), torch.tensor([is_cat.numel()])])
         weights = torch.cat([inv_ls2[~is_cat], torch.tensor([inv_lt2], dtype=inv_ls2.dtype)])
         cat = tuple(torch.nonzero(is_cat).flatten().tolist())
@@ -213,13 +209,18 @@ class KernelParams:
             cat_weights=tuple(float(inv_ls2[c]) for c in cat),
             inv_lt2=inv_lt2,
             outputscale=float(kernel.outputscale.detach()),
-            late=float(base.late.detach()),
-            log_span=base.log_span,
+            late=float(kernel.late.detach()),
+            log_span=kernel.log_span,
         )
+
+    def variance(self, u: torch.Tensor | float) -> torch.Tensor:
+        """Prior variance ``s + late * w(u)^2`` at step coordinates ``u``."""
+        w = late_weight(torch.as_tensor(u, dtype=torch.float64), self.log_span)
+        return self.outputscale + self.late * w.pow(2)
 
 
 def kernel_matrix(X1: torch.Tensor, X2: torch.Tensor, p: KernelParams) -> torch.Tensor:
-    """``s * JointKernel(X1, X2)`` for fixed hyperparameters, differentiable in the inputs.
+    """``JointKernel(X1, X2)`` for fixed hyperparameters, differentiable in the inputs.
 
     Squared distances come from one matrix product on the scaled continuous coordinates
     (``|a|^2 + |b|^2 - 2 a.b``) plus an equality test per categorical column, which avoids the
@@ -567,9 +568,7 @@ class JointGP(gpytorch.models.ExactGP):
 
     def prior_variance(self, X: torch.Tensor) -> torch.Tensor:
         """``k(x, x)`` of the current kernel (it grows with the step through the late term)."""
-        kernel = self.covar_module
-        with torch.no_grad():
-            return kernel.variance(X[..., -1])
+        return KernelParams.of(self.covar_module).variance(X[..., -1])
 
     def covariance(self, X1: torch.Tensor, X2: torch.Tensor | None = None) -> torch.Tensor:
         """``K(X1, X2)`` (default ``X2 = X1``) of the current kernel, without noise."""
@@ -585,8 +584,7 @@ class JointGP(gpytorch.models.ExactGP):
         k = kernel_matrix(X, self.train_inputs[0], params)
         mean = constant + slope * X[..., -1] + k @ self.alpha
         v = torch.linalg.solve_triangular(self.chol, k.transpose(-1, -2), upper=False)
-        w = late_weight(X[..., -1], params.log_span)
-        var = params.outputscale + params.late * w.pow(2) - v.pow(2).sum(-2)
+        var = params.variance(X[..., -1]) - v.pow(2).sum(-2)
         return mean, var.clamp_min(1e-12)
 
     def predict_pair(self, X: torch.Tensor, u_final: float) -> tuple[torch.Tensor, ...]:
@@ -604,13 +602,13 @@ class JointGP(gpytorch.models.ExactGP):
         v = torch.linalg.solve_triangular(self.chol, k.transpose(-1, -2), upper=False)
         v_t, v_f = v[:, :m], v[:, m:]
         w = late_weight(X[:, -1], params.log_span)
-        w_f = float(late_weight(torch.tensor(u_final), params.log_span))
+        w_f = float(late_weight(torch.tensor(u_final, dtype=torch.float64), params.log_span))
         prior_cross = (
             params.outputscale * torch.exp(-0.5 * (X[:, -1] - u_final).pow(2) * params.inv_lt2)
             + params.late * w * w_f
         )
-        var = (params.outputscale + params.late * w.pow(2) - v_t.pow(2).sum(0)).clamp_min(1e-12)
-        var_f = (params.outputscale + params.late * w_f**2 - v_f.pow(2).sum(0)).clamp_min(1e-12)
+        var = (params.variance(X[:, -1]) - v_t.pow(2).sum(0)).clamp_min(1e-12)
+        var_f = (params.variance(u_final) - v_f.pow(2).sum(0)).clamp_min(1e-12)
         cov = prior_cross - (v_t * v_f).sum(0)
         mean_f = constant + slope * u_final + k[m:] @ self.alpha
         return mean_f, var_f, var, cov

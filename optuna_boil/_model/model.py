@@ -24,8 +24,6 @@ from optuna_boil._model import augment as _augment
 from optuna_boil._model import curve as _curve
 from optuna_boil._model.cost import CostModel
 from optuna_boil._model.gp import JointGP
-from optuna_boil._model.gp import KernelParams
-from optuna_boil._model.gp import kernel_matrix
 from optuna_boil._model.search_space import SearchSpace
 
 
@@ -291,18 +289,12 @@ class BOILModel:
             return []
         Xp = torch.from_numpy(self._inputs(data, curves, points))
         Xc = torch.from_numpy(self._inputs(data, curves, cand))
-        params = KernelParams.of(gp.covar_module)
-
-        def cov(A: torch.Tensor, B: torch.Tensor) -> np.ndarray:
-            with torch.no_grad():
-                return kernel_matrix(A, B, params).numpy()
-
         # One matrix product for all candidate pairs is cheaper here than a kernel call per
         # chosen column (m is at most CANDIDATES_PER_CURVE * max_gp_points).
-        K_cc = cov(Xc, Xc)
+        K_cc = gp.covariance(Xc).numpy()
         chosen = _augment.select(
-            cov(Xp, Xp),
-            cov(Xp, Xc),
+            gp.covariance(Xp).numpy(),
+            gp.covariance(Xp, Xc).numpy(),
             lambda idx: K_cc[:, idx],
             gp.prior_variance(Xc).numpy(),
             float(gp.noise),
@@ -339,11 +331,12 @@ class FittedModel:
         self.n_augmented = len(points) - self.n_real
         with torch.no_grad():
             X_real = gp.train_inputs[0][: self.n_real]
-            mean, _ = gp.predict(X_real)
             if model.config.acquisition == "final":
                 # The incumbent of the final budget: the best posterior mean at t_hi among the
                 # configurations observed so far.
                 mean = gp.predict_pair(X_real, 1.0)[0]
+            else:
+                mean = gp.predict(X_real)[0]
         self.best = float(mean.max())
         self.extra_pending: list[tuple[np.ndarray, float]] = []
         # Half a step (or half the per-step cost at the origin): no run is free.
