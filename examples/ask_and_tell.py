@@ -45,7 +45,9 @@ def run_one(study: optuna.Study, data: tuple[np.ndarray, ...], max_epochs: int) 
     alpha = trial.suggest_float("alpha", 1e-6, 1e-1, log=True)
     eta0 = trial.suggest_float("eta0", 1e-4, 1.0, log=True)
     loss = trial.suggest_categorical("loss", ["hinge", "log_loss", "modified_huber"])
-    print(f"trial {trial.number}: budget {get_budget(trial)} epochs, {trial.params}")
+    # None when no budget applies yet (e.g. max_resource="auto" before any trial finished).
+    budget = get_budget(trial) or max_epochs
+    print(f"trial {trial.number}: budget {budget} epochs, {trial.params}")
 
     model = SGDClassifier(
         alpha=alpha, eta0=eta0, loss=loss, learning_rate="invscaling", random_state=trial.number
@@ -97,8 +99,11 @@ def main() -> None:
     for _ in range(args.n_trials):
         run_one(study, data, args.max_epochs)
 
-    trial, predicted = recommend(study)
-    print(f"Recommended: trial {trial.number} (predicted accuracy {predicted:.4f}) {trial.params}")
+    trial, predicted, std = recommend(study)[:3]
+    print(
+        f"Recommended: trial {trial.number} (predicted accuracy {predicted:.4f} ± {std:.4f}) "
+        f"{trial.params}"
+    )
 
 
 if __name__ == "__main__":

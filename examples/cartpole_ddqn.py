@@ -165,8 +165,8 @@ def main() -> None:
 
     episodes = sum(t.last_step or 0 for t in study.trials)
     print(f"{len(study.trials)} trials, {episodes} episodes in total.")
-    trial, predicted = recommend(study)
-    print(f"Recommended: trial {trial.number} (predicted mean return {predicted:.1f})")
+    trial, predicted, std = recommend(study)[:3]
+    print(f"Recommended: trial {trial.number} (predicted mean return {predicted:.1f} ± {std:.1f})")
     for name, value in trial.params.items():
         print(f"  {name}: {value:.4g}")
 

@@ -89,9 +89,12 @@ def main() -> None:
             f"trial {t.number:3d} width {t.params['width']:4d} lr {t.params['lr']:.2e} "
             f"epochs {t.last_step:3d} cost {cost:7.1f}s accuracy {t.value:.4f} {t.state.name}"
         )
-    trial, predicted = recommend(study)
+    trial, predicted, std = recommend(study)[:3]
     print(f"Total simulated GPU time: {total:.0f}s")
-    print(f"Recommended: trial {trial.number} (predicted accuracy {predicted:.4f}) {trial.params}")
+    print(
+        f"Recommended: trial {trial.number} (predicted accuracy {predicted:.4f} ± {std:.4f}) "
+        f"{trial.params}"
+    )
 
 
 if __name__ == "__main__":

@@ -104,8 +104,8 @@ def main() -> None:
 
     rounds = sum(t.last_step or 0 for t in study.trials)
     print(f"{len(study.trials)} trials, {rounds} boosting rounds in total.")
-    trial, predicted = recommend(study)
-    print(f"Recommended: trial {trial.number} (predicted log loss {predicted:.4f})")
+    trial, predicted, std = recommend(study)[:3]
+    print(f"Recommended: trial {trial.number} (predicted log loss {predicted:.4f} ± {std:.4f})")
     for name, value in trial.params.items():
         print(f"  {name}: {value:.4g}")
 

@@ -163,8 +163,10 @@ def main() -> None:
     if args.workers > 1:
         states = [t.state.name for t in study.trials]
         print(f"{len(states)} trials: " + ", ".join(f"{s} {states.count(s)}" for s in set(states)))
-        trial, predicted = recommend(study)
-        print(f"Recommended: trial {trial.number} (predicted accuracy {predicted:.4f})")
+        trial, predicted, std = recommend(study)[:3]
+        print(
+            f"Recommended: trial {trial.number} (predicted accuracy {predicted:.4f} ± {std:.4f})"
+        )
         print(f"  {trial.params}")
 
 

@@ -2,8 +2,9 @@
 
 A small CNN is trained on scikit-learn's 8x8 digits. BOIL decides how many epochs each trial
 may train; ``get_budget`` exposes that number, so the schedule (one warm-up epoch, then cosine
-decay) ends exactly when the trial is expected to stop. When ``BOILPruner`` extends a promising
-trial, the budget grows and the schedule is stretched over the new length from the next epoch on.
+decay) ends exactly when the trial is expected to stop. When ``BOILPruner`` lets a promising
+trial train further (up to ``max_resource``), the budget grows and the schedule is stretched over
+the new length from the next epoch on.
 
     python examples/pytorch_schedule.py                # 20 trials, up to 24 epochs each
     python examples/pytorch_schedule.py --smoke        # 3 tiny trials, a few seconds
@@ -90,8 +91,10 @@ def objective(trial: optuna.Trial, data: Data, max_epochs: int) -> float:
     torch.manual_seed(trial.number)
     model = make_cnn(channels, dropout)
     optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True)
-    # The budget is read again before every epoch: it only grows (when the pruner extends the
-    # trial), and the lambda below always uses the latest value.
+    # The budget is read again before every epoch: it only grows (when the pruner lets a promising
+    # trial train further), and the lambda below always uses the latest value. get_budget()
+    # returns None when no budget applies (no BOILPruner, or max_resource="auto" before any trial
+    # finished): the trial then trains for max_epochs.
     schedule = {"budget": get_budget(trial) or max_epochs}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda epoch: warmup_cosine(epoch, schedule["budget"])
@@ -149,8 +152,11 @@ def main() -> None:
             f"trial {t.number:3d} {t.state.name:8s} epochs {t.last_step} "
             f"(initial budget {t.user_attrs.get('boil_initial_budget')}) accuracy {t.value:.4f}"
         )
-    trial, predicted = recommend(study)
-    print(f"Recommended: trial {trial.number} (predicted accuracy {predicted:.4f}) {trial.params}")
+    trial, predicted, std = recommend(study)[:3]
+    print(
+        f"Recommended: trial {trial.number} (predicted accuracy {predicted:.4f} ± {std:.4f}) "
+        f"{trial.params}"
+    )
 
 
 if __name__ == "__main__":

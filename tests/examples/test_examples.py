@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import importlib.util
 import os
 from pathlib import Path
+import re
 import subprocess
 import sys
 import uuid
 
 import optuna
+from optuna.trial import TrialState
 import pytest
 
 
@@ -128,7 +130,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
         result["quickstart.py"] = Run(
             storage=storage,
             future=pool.submit(
-                run_example, "quickstart.py", "--n-trials", "3", "--storage", storage, cwd=tmp
+                run_example, "quickstart.py", "--smoke", "--storage", storage, cwd=tmp
             ),
         )
         for script, module in SMOKE.items():
@@ -151,12 +153,54 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
                     pass
 
 
+def test_every_example_is_run() -> None:
+    assert {p.name for p in EXAMPLES.glob("*.py")} == {
+        *SMOKE,
+        "quickstart.py",
+        "postgres_workers.py",
+    }
+
+
+def quickstart_study(storage: str) -> optuna.Study:
+    """The one study the quickstart created in ``storage``."""
+    (summary,) = optuna.get_all_study_summaries(storage)
+    assert summary.study_name.startswith("boil-quickstart-")
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
 def test_quickstart(runs: dict[str, Run]) -> None:
     run = runs["quickstart.py"]
-    assert "Recommended configuration" in run.output()
-    study = optuna.load_study(study_name="boil-quickstart", storage=run.storage)
-    assert len(study.trials) == 3
-    assert all("boil_budget" in t.user_attrs for t in study.trials)
+    output = run.output()
+    study = quickstart_study(run.storage)
+    trials = study.trials
+    assert len(trials) == 4
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert all("boil_budget" in t.user_attrs for t in trials)
+    # The summary tells the story of the study with the numbers in the storage.
+    n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    epochs = sum(len(t.intermediate_values) for t in trials)
+    assert f"4 trials, {n_complete} COMPLETE" in output
+    assert f"Epochs trained: {epochs}, against {4 * 5} to train every trial fully" in output
+    if n_complete:
+        assert f"Best COMPLETE trial: {study.best_trial.number}, " in output
+    else:
+        assert "No trial has trained all 5 epochs yet" in output
+    assert re.search(r"Recommended configuration .*: trial \d+, trained \d+ of 5 epochs", output)
+    assert re.search(r"predicted accuracy after 5 epochs: \d\.\d{4} ± \d\.\d{4}", output)
+    assert "Next: " in output
+
+
+def test_quickstart_resume(runs: dict[str, Run]) -> None:
+    run = runs["quickstart.py"]
+    run.output()
+    name = quickstart_study(run.storage).study_name
+    proc = run_example(
+        "quickstart.py", "--smoke", "--resume", name, "--storage", run.storage, cwd=Path.cwd()
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    study = quickstart_study(run.storage)  # Still the one study, now with twice the trials.
+    assert study.study_name == name
+    assert [t.number for t in study.trials] == list(range(8))
 
 
 @pytest.mark.parametrize("script", list(SMOKE))
@@ -167,7 +211,7 @@ def test_example_smoke(script: str, runs: dict[str, Run]) -> None:
     assert summary.n_trials == 3
     study = optuna.load_study(study_name=summary.study_name, storage=run.storage)
     for trial in study.trials:
-        assert trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        assert trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
         assert trial.user_attrs["boil_budget"] >= trial.user_attrs["boil_initial_budget"]
     if script == "cost_reporting.py":
         assert all("boil:cost" in t.system_attrs for t in study.trials)
