@@ -2,6 +2,7 @@
 
 from optuna_boil._dashboard import publish_to_dashboard
 from optuna_boil._helpers import get_budget
+from optuna_boil._helpers import Recommendation
 from optuna_boil._helpers import recommend
 from optuna_boil._helpers import report_cost
 from optuna_boil._pruner import BOILPruner
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BOILPruner",
     "BOILSampler",
+    "Recommendation",
     "get_budget",
     "publish_to_dashboard",
     "recommend",

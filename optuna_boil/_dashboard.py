@@ -8,12 +8,13 @@ import numpy as np
 import optuna
 from optuna.study import Study
 
+from optuna_boil import _context
+from optuna_boil._helpers import fit_study
 from optuna_boil._model import curve as _curve
 from optuna_boil._model.model import FittedModel
 
 
 GRAPH_ID = "boil-model"
-_logger = optuna.logging.get_logger(__name__)
 
 
 def dashboard_available() -> bool:
@@ -38,14 +39,10 @@ def publish_to_dashboard(study: Study) -> bool:
     if not dashboard_available():
         return False
 
-    from optuna_boil._helpers import fit_study
-    from optuna_boil._sampler import _FIT_LOCK
-    from optuna_boil._sampler import _limit_threads
-
     fitted = fit_study(study)
     if fitted is None:
         return False
-    with _FIT_LOCK, _limit_threads():
+    with _context.FIT_LOCK, _context.limit_threads():
         return _save(study, fitted)
 
 
@@ -57,7 +54,7 @@ def _save(study: Study, fitted: FittedModel) -> bool:
     hp = fitted.hyperparameters()
     steps = np.arange(model.t_lo, model.t_hi + 1)
     z = _curve.step_to_grid(steps, model.t_lo, model.t_hi)
-    index, _ = fitted.recommend()
+    index, _, _ = fitted.recommend()
     x = fitted.data.x[index]
     mean, std = fitted.predict(np.tile(x, (steps.size, 1)), steps.astype(float))
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0

@@ -1,11 +1,17 @@
+"""What a user's objective and script call: the trial's budget, reported costs, the
+recommendation. They read what the sampler and the pruner stored; only :func:`recommend` (and
+:func:`~optuna_boil.publish_to_dashboard`) fit a model, because the user asks for one."""
+
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import optuna
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
+from optuna_boil import _context
 from optuna_boil import _storage
 from optuna_boil._model.model import FittedModel
 
@@ -13,32 +19,26 @@ from optuna_boil._model.model import FittedModel
 def get_budget(trial: optuna.trial.BaseTrial) -> int | None:
     """The step budget the trial is currently allowed.
 
-    The budget is chosen when the trial's first ``suggest_*`` call runs, and may grow later when
-    :class:`~optuna_boil.BOILPruner` extends it. An objective can use it to size a learning-rate
-    schedule or its training loop. Returns :obj:`None` when no budget applies (no
-    :class:`~optuna_boil.BOILPruner`, or ``max_resource="auto"`` before any trial finished).
+    The budget is chosen when the trial's first ``suggest_*`` call runs, and grows when
+    :class:`~optuna_boil.BOILPruner` lets the trial continue. An objective can use it to size a
+    learning-rate schedule (which then has to stretch when the budget grows).
+
+    Returns :obj:`None` when no budget applies: without :class:`~optuna_boil.BOILPruner`, with
+    ``max_resource="auto"`` before any trial has finished (that trial trains fully), before the
+    trial's first ``suggest_*`` call, and for a trial whose parameters came from another sampler
+    or :meth:`~optuna.study.Study.enqueue_trial` until it reaches ``min_resource``. Treat
+    :obj:`None` as "train to the full length".
 
     Args:
         trial: The trial given to the objective.
     """
-    from optuna_boil._pruner import BOILPruner
-
-    if not isinstance(trial, optuna.Trial):
-        budget = (
-            trial.system_attrs.get(_storage.BUDGET) if hasattr(trial, "system_attrs") else None
-        )
-        return int(budget) if budget is not None else None
-    study = trial.study
-    attrs = study._storage.get_trial_system_attrs(trial._trial_id)
-    if _storage.BUDGET in attrs:
-        return int(attrs[_storage.BUDGET])
-    if isinstance(study.pruner, BOILPruner):
-        trials = study._get_trials(deepcopy=False, use_cache=False)
-        t_hi = study.pruner._resolve_max(trials)
-        if t_hi is not None:
-            frozen = study._storage.get_trial(trial._trial_id)
-            return study.pruner._assign_budget(study, frozen, trials, t_hi)
-    return None
+    if isinstance(trial, optuna.Trial):
+        frozen = trial.study._storage.get_trial(trial._trial_id)
+    elif isinstance(trial, FrozenTrial):
+        frozen = trial
+    else:
+        return None
+    return _storage.get_budget(frozen)
 
 
 def report_cost(trial: optuna.Trial, cost: float) -> None:
@@ -46,7 +46,8 @@ def report_cost(trial: optuna.Trial, cost: float) -> None:
 
     Without it, cost is counted in steps, the unit budgets are given in. Once any trial of the
     study reports a cost, the model uses reported costs (trials without one are left out of the
-    cost model). Call it after :meth:`~optuna.trial.Trial.report` with the cost up to that step.
+    cost model). The cost decides how long configurations train, never which configuration is
+    tried. Call it after :meth:`~optuna.trial.Trial.report` with the cost up to that step.
 
     Args:
         trial: The trial given to the objective.
@@ -62,48 +63,53 @@ def report_cost(trial: optuna.Trial, cost: float) -> None:
 
 def fit_study(study: Study) -> FittedModel | None:
     """Fit the model to the whole study (no trial excluded); :obj:`None` without data."""
-    from optuna_boil._model.search_space import SearchSpace
-    from optuna_boil._pruner import BOILPruner
-    from optuna_boil._sampler import BOILSampler
-
-    sampler = study.sampler if isinstance(study.sampler, BOILSampler) else BOILSampler(seed=0)
-    trials = study._get_trials(deepcopy=False, use_cache=False)
-    space_dict = optuna.search_space.intersection_search_space(trials, include_pruned=True)
-    space_dict = {k: v for k, v in space_dict.items() if not v.single()}
-    if isinstance(study.pruner, BOILPruner):
-        t_lo, t_hi = study.pruner._min_resource, study.pruner._resolve_max(trials)
-    else:
-        t_lo, t_hi, _ = sampler._resources(study, trials)
-    if not space_dict or t_hi is None:
+    ctx = _context.Context.read(study)
+    space = ctx.space()
+    if space is None:
         return None
-    result = sampler.fit(study, trials, SearchSpace(space_dict), t_lo, t_hi, None)
-    return result[0] if result is not None else None
+    return ctx.fit(space, exclude=None)[0]
 
 
-def recommend(study: Study) -> tuple[FrozenTrial, float]:
+class Recommendation(NamedTuple):
     """The configuration the model expects to be best at the full budget.
 
-    Unlike :attr:`optuna.study.Study.best_trial`, which only considers COMPLETE trials and compares
-    their last values, this looks at every trial with a curve (PRUNED ones included) and ranks
-    them by a lower confidence bound (mean minus one standard deviation) of the GP's prediction
-    of the compressed score at ``max_resource``, so a configuration seen only briefly does not
-    win on an optimistic extrapolation. Without data it falls back to ``study.best_trial``.
+    Attributes:
+        trial: The recommended trial (its ``params`` are the configuration).
+        value: The predicted value at ``max_resource``, in the metric's units, within the
+            range of the values observed.
+        std: The standard deviation of that prediction.
+        fully_trained: Whether the trial was trained to ``max_resource``.
+    """
+
+    trial: FrozenTrial
+    value: float
+    std: float
+    fully_trained: bool
+
+
+def recommend(study: Study) -> Recommendation:
+    """The configuration the model expects to be best at the full budget.
+
+    Every trial with a curve is ranked by a lower confidence bound (mean minus one standard
+    deviation) of the model's prediction of its compressed score at ``max_resource``, so a
+    configuration seen only briefly does not win on an optimistic extrapolation. Trials trained
+    to ``max_resource`` are preferred: the others are considered only when there is none (for a
+    study that ended early). Without data it falls back to ``study.best_trial``.
 
     Returns:
-        The recommended trial and its predicted score at the full budget, in the metric's units.
+        A :class:`Recommendation` ``(trial, value, std, fully_trained)``.
     """
-    from optuna_boil._sampler import _FIT_LOCK
-    from optuna_boil._sampler import _limit_threads
-
     fitted = fit_study(study)
     if fitted is None:
-        return study.best_trial, float(study.best_value)
-    with _FIT_LOCK, _limit_threads():
-        index, value = fitted.recommend()
+        best = study.best_trial
+        return Recommendation(best, float(best.value or math.nan), math.nan, True)
+    with _context.FIT_LOCK, _context.limit_threads():
+        index, value, std = fitted.recommend()
     number = int(fitted.data.numbers[index])
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
     storage = study._storage
     trial = storage.get_trial(
         storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
     )
-    return trial, sign * value
+    full = bool(index in set(fitted.fully_trained().tolist()))
+    return Recommendation(trial, sign * value, std, full)

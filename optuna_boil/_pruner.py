@@ -1,67 +1,57 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 import time
 
 import numpy as np
-import optuna
 from optuna.pruners import BasePruner
 from optuna.study import Study
 from optuna.trial import FrozenTrial
-from optuna.trial import TrialState
 
+from optuna_boil import _context
 from optuna_boil import _storage
-from optuna_boil._model.search_space import SearchSpace
-from optuna_boil._sampler import _FIT_LOCK
-from optuna_boil._sampler import BOILSampler
-from optuna_boil._sampler import _limit_threads
-from optuna_boil._sampler import derive_seed
+from optuna_boil._context import Context
+from optuna_boil._logging import warn_once
 
 
-_logger = optuna.logging.get_logger(__name__)
+_ALIVE_EVERY = 30.0  # seconds between two liveness marks of a trial
 
 
-class BOILPruner(BasePruner):
-    """Pruner that trains each trial for the budget BOIL chose (and can extend it).
+class BOILPruner(BasePruner, _context.ResourceHolder):
+    """Pruner that trains each trial for the budget BOIL chose, and the best ones to the end.
 
-    A trial is never stopped before it reports a step of at least ``min_resource``. It is stopped
-    (``should_prune()`` returns :obj:`True`) once it reports a step at or beyond its budget
-    (``boil:budget``, chosen by :class:`~optuna_boil.BOILSampler` and readable with
-    :func:`~optuna_boil.get_budget`). With ``extend=True`` it is instead continued when the model
-    says that *continuing* it beats starting a new configuration per unit of cost (continuing
-    costs only the extra steps); the budget then grows by a sixteenth of the range at a time.
-    Trials that reach ``max_resource`` are not stopped; the objective returns and they end
-    COMPLETE. Trials stopped at their budget end PRUNED, with their value equal to
-    the last reported value (Optuna's convention); their curves are data for the sampler like any
-    other.
+    A trial is never stopped before it reports a step of at least ``min_resource``, and never at
+    or after ``max_resource``: it then ends COMPLETE when the objective returns, whatever it
+    reports afterwards. In between, ``should_prune()`` compares the reported step with the
+    trial's budget (``boil:budget``, chosen by :class:`~optuna_boil.BOILSampler`; see
+    :func:`~optuna_boil.get_budget`) and reads nothing else from the storage. When the trial
+    reaches its budget, the model decides, from the whole study, whether the trial continues
+    and until which step: continuing costs only the extra steps, and a configuration that is
+    expected to beat the best fully trained one is trained to ``max_resource``, so the study
+    ends with its best configurations COMPLETE (``study.best_trial``). Trials stopped at their
+    budget end PRUNED, with their last reported value (Optuna's convention); their curves are
+    data for the sampler like any other.
 
-    Every decision is a function of the storage's contents and the constructor arguments, so any
+    Every decision is a function of the storage's contents and the sampler's settings, so any
     worker (or a new process) makes the same decision.
+
+    .. note::
+        Steps may start at 0 or 1 and may be sparse (a report every k steps). For a loop that
+        reports ``0 .. max_resource - 1`` (Optuna's pruning callbacks for LightGBM, XGBoost,
+        ...), a trial is fully trained at step ``max_resource - 1``. Budgets are snapped to the
+        steps that are reported.
 
     Args:
         min_resource:
-            Smallest budget, in the step units of :meth:`~optuna.trial.Trial.report`.
+            Smallest budget, in the step units of :meth:`~optuna.trial.Trial.report`. Defaults
+            to 1.
         max_resource:
-            Largest budget (the full training length), or ``"auto"`` to take the last step of the
-            first trial that finished (as :class:`~optuna.pruners.HyperbandPruner`).
-        extend:
-            Let trials that reached their budget continue when that is worth more per unit of
-            cost than a new configuration (beyond BOIL). The default :obj:`False` is BOIL's
-            published behaviour (every run trains from scratch to its budget), which did better
-            on the LCBench development tasks (see ``benchmarks/results/lcbench.md``).
-        seed:
-            Seed for the model's decisions when the study's sampler is not a
-            :class:`~optuna_boil.BOILSampler` (otherwise the sampler's settings are used).
+            The full training length (the number of epochs, rounds or episodes), or ``"auto"``
+            for the largest step reported in the study once a trial has ended without being
+            pruned (the first trial then trains fully). The resolved range is stored in the
+            study, so every process agrees. Defaults to ``"auto"``.
     """
 
-    def __init__(
-        self,
-        *,
-        min_resource: int = 1,
-        max_resource: int | str = "auto",
-        extend: bool = False,
-        seed: int | None = None,
-    ) -> None:
+    def __init__(self, *, min_resource: int = 1, max_resource: int | str = "auto") -> None:
         if not isinstance(min_resource, int) or isinstance(min_resource, bool) or min_resource < 0:
             raise ValueError(
                 f"`min_resource` must be a non-negative integer, got {min_resource!r}."
@@ -76,113 +66,135 @@ class BOILPruner(BasePruner):
                 f"got {max_resource!r}."
             )
         if max_resource == min_resource:
-            _logger.warning(
-                f"min_resource == max_resource == {min_resource}: every trial trains for the same "
-                "budget, so BOIL cannot trade training length against information."
+            warn_once(
+                ("min == max", min_resource),
+                f"min_resource == max_resource == {min_resource}: every trial trains for the "
+                "same budget, so BOIL cannot trade training length against information.",
             )
         self._min_resource = min_resource
         self._max_resource = max_resource
-        self._extend = extend
-        self._fallback_sampler = BOILSampler(seed=seed if seed is not None else 0)
-        # Only throttles the liveness writes; no decision depends on it.
+        # Caches that change no decision: a resolved "auto" never changes once stored, and the
+        # liveness mark is only throttled.
+        self._auto: dict[int, int] = {}
         self._alive_written: dict[int, float] = {}
 
-    def _resolve_max(self, trials: Sequence[FrozenTrial]) -> int | None:
-        if isinstance(self._max_resource, int):
-            return self._max_resource
-        finished = [
-            t for t in trials if t.state == TrialState.COMPLETE and t.last_step is not None
-        ]
-        if not finished:
-            return None
-        first = min(finished, key=lambda t: t.number)
-        return max(int(first.last_step or 0), self._min_resource)
+    def boil_resources(self) -> tuple[int, int | str]:
+        return self._min_resource, self._max_resource
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
         self._mark_alive(study, trial)
         step = trial.last_step
-        if step is None or step < self._min_resource:
+        if step is None:
             return False
-        trials = study._get_trials(deepcopy=False, states=None, use_cache=False)
-        t_hi = self._resolve_max(trials)
-        if t_hi is None:
+        t_full = self._full_step(study, trial)
+        if t_full is None:  # "auto" before any trial finished: train fully.
             return False
-        if step >= t_hi:
-            return step > t_hi
+        if step >= t_full:
+            self._check_past_max(study, trial, step)
+            return False
+        if step < self._min_resource:
+            return False
         budget = _storage.get_budget(trial)
         if budget is None:
-            budget = self._assign_budget(study, trial, trials, t_hi)
+            budget = self._assign_budget(study, trial)
         if step < budget:
             return False
-        sampler = self._sampler(study)
-        if self._extend and sampler._n_with_data(trials, None) > sampler._n_startup_trials:
-            new_budget = self._extension(study, trial, trials, t_hi)
-            if new_budget is not None:
-                extensions = int(trial.system_attrs.get(_storage.EXTENSIONS, 0)) + 1
-                tid = trial._trial_id
-                _storage.set_system(study, tid, _storage.BUDGET, new_budget)
-                _storage.set_system(study, tid, _storage.EXTENSIONS, extensions)
-                _storage.set_user(study, tid, _storage.USER_BUDGET, new_budget)
-                _storage.set_user(study, tid, _storage.USER_EXTENSIONS, extensions)
-                _logger.debug(f"Trial {trial.number}: budget extended to {new_budget}.")
-                return False
-        _storage.set_user(study, trial._trial_id, _storage.USER_STOP, f"budget {budget} reached")
-        return True
+        return self._decide(study, trial, step, budget)
+
+    # Between decision points: the trial itself only --------------------------------------------
+
+    def _full_step(self, study: Study, trial: FrozenTrial) -> int | None:
+        if isinstance(self._max_resource, int):
+            iv = trial.intermediate_values
+            return _context.full_step(self._max_resource, min(iv) == 0, max(iv))
+        sid = study._study_id
+        if sid not in self._auto:
+            stored = _context.get_resources(study)
+            if stored is not None and stored[2] and stored[0] == self._min_resource:
+                self._auto[sid] = stored[1]
+            else:  # Not resolved yet (until a trial has finished): resolve from the trials.
+                resolved = _context.budget_range(study, _context.read_trials(study)).t_full
+                if resolved is None:
+                    return None
+                self._auto[sid] = resolved
+        return self._auto[sid]
+
+    def _check_past_max(self, study: Study, trial: FrozenTrial, step: int) -> None:
+        if isinstance(self._max_resource, int) and step > self._max_resource:
+            warn_once(
+                (study.study_name, "past max_resource"),
+                f"Trial {trial.number} reports step {step}, past max_resource="
+                f"{self._max_resource}: trials are complete at {self._max_resource} and never "
+                f"pruned after it. If {step} or more is the full training length, use "
+                f"BOILPruner(max_resource={step}) (or a larger value).",
+            )
 
     def _mark_alive(self, study: Study, trial: FrozenTrial) -> None:
         """Record (at most every 30 s) that the trial is alive, for the stale-trial rule."""
         now = time.time()
-        if now - self._alive_written.get(trial._trial_id, 0.0) >= 30.0:
+        if now - self._alive_written.get(trial._trial_id, 0.0) >= _ALIVE_EVERY:
             self._alive_written[trial._trial_id] = now
             _storage.set_system(study, trial._trial_id, _storage.ALIVE, now)
 
-    def _sampler(self, study: Study) -> BOILSampler:
-        return study.sampler if isinstance(study.sampler, BOILSampler) else self._fallback_sampler
+    # Decision points: the whole study, one model fit ------------------------------------------
 
-    def _space(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> SearchSpace | None:
-        dists = {n: d for n, d in trial.distributions.items() if not d.single()}
-        return SearchSpace(dists) if dists else None
+    def _decide(self, study: Study, trial: FrozenTrial, step: int, budget: int) -> bool:
+        """The trial reached its budget: stop it, or extend its budget."""
+        ctx = Context.read(study)
+        stop = self._continuation(ctx, trial, step)
+        if isinstance(stop, str):
+            _storage.set_user(study, trial._trial_id, _storage.USER_STOP, stop)
+            return True
+        extensions = _storage.get_extensions(trial) + 1
+        tid = trial._trial_id
+        _storage.set_system(study, tid, _storage.BUDGET, stop)
+        _storage.set_system(study, tid, _storage.EXTENSIONS, extensions)
+        _storage.set_user(study, tid, _storage.USER_BUDGET, stop)
+        _storage.set_user(study, tid, _storage.USER_EXTENSIONS, extensions)
+        return False
 
-    def _assign_budget(
-        self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], t_hi: int
-    ) -> int:
-        """Budget for a trial whose parameters came from another sampler (or no sampler call)."""
-        sampler = self._sampler(study)
-        budget = sampler.startup_budget(self._min_resource, t_hi) or t_hi
-        space = self._space(trials, trial)
-        if (
-            space is not None
-            and sampler._n_with_data(trials, trial.number) >= sampler._n_startup_trials
-        ):
-            result = sampler.fit(study, trials, space, self._min_resource, t_hi, trial.number)
-            if result is not None:
-                fitted, _ = result
-                rng = np.random.RandomState(derive_seed(sampler._seed, "budget", trial.number))
-                with _FIT_LOCK, _limit_threads():
-                    budget = fitted.budget_for(space.encode(trial.params), rng).t
+    def _continuation(self, ctx: Context, trial: FrozenTrial, step: int) -> int | str:
+        """The new budget, or why the trial stops."""
+        reached = f"budget reached at step {step}"
+        if not ctx.settings.cash_in or ctx.in_startup(None) or ctx.range.t_full is None:
+            return reached
+        space = ctx.space()
+        if space is None:
+            return reached
+        fitted, reason = ctx.fit(space, exclude=None)
+        if fitted is None:
+            return f"{reached}; {reason}"
+        numbers = list(fitted.data.numbers)
+        if trial.number not in numbers:
+            return reached
+        seed = _context.derive_seed(ctx.settings.seed, "continue", trial.number, step)
+        with _context.FIT_LOCK, _context.limit_threads():
+            decision = fitted.continuation(
+                numbers.index(trial.number), float(step), np.random.RandomState(seed)
+            )
+        if decision.extend_to is None or decision.extend_to <= step:
+            return f"{reached}; {decision.reason}"
+        return int(decision.extend_to)
+
+    def _assign_budget(self, study: Study, trial: FrozenTrial) -> int:
+        """Budget of a trial whose parameters did not come from BOILSampler (another sampler,
+        ``enqueue_trial``): the model's best budget for them, or the start-up budget."""
+        ctx = Context.read(study)
+        budget = ctx.startup_budget() or ctx.range.t_full or self._min_resource
+        space = ctx.space()
+        if space is not None and not ctx.in_startup(trial.number):
+            try:
+                x = space.encode(trial.params)
+            except (KeyError, ValueError, TypeError):
+                x = None
+            fitted = ctx.fit(space, exclude=trial.number)[0] if x is not None else None
+            if fitted is not None and x is not None:
+                seed = _context.derive_seed(ctx.settings.seed, "budget", trial.number)
+                with _context.FIT_LOCK, _context.limit_threads():
+                    decision = fitted.budget_for(x, np.random.RandomState(seed))
+                budget = decision.t
         tid = trial._trial_id
         _storage.set_system(study, tid, _storage.BUDGET, int(budget))
         _storage.set_user(study, tid, _storage.USER_BUDGET, int(budget))
         _storage.set_user(study, tid, _storage.USER_INITIAL_BUDGET, int(budget))
         return int(budget)
-
-    def _extension(
-        self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], t_hi: int
-    ) -> int | None:
-        space = self._space(trials, trial)
-        if space is None:
-            return None
-        sampler = self._sampler(study)
-        result = sampler.fit(study, trials, space, self._min_resource, t_hi, exclude_number=None)
-        if result is None:
-            return None
-        fitted, _ = result
-        numbers = list(fitted.data.numbers)
-        if trial.number not in numbers:
-            return None
-        index = numbers.index(trial.number)
-        step = float(trial.last_step or 0)
-        rng = np.random.RandomState(derive_seed(sampler._seed, "extend", trial.number, step))
-        with _FIT_LOCK, _limit_threads():
-            extend_to, _, _ = fitted.continuation(index, step, rng)
-        return extend_to

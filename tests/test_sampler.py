@@ -1,7 +1,8 @@
-"""Behaviour of BOILSampler with BOILPruner inside ordinary Optuna studies."""
+"""BOILSampler inside ordinary Optuna studies (with and without BOILPruner)."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -13,44 +14,10 @@ from optuna_boil import BOILPruner
 from optuna_boil import BOILSampler
 from optuna_boil import _observations
 from optuna_boil import get_budget
-from optuna_boil import recommend
-from optuna_boil import report_cost
 from optuna_boil._model.search_space import SearchSpace
-
-
-MAX = 12
-
-
-def make_objective(
-    seen: list[tuple[int, int | None, int]] | None = None, values: dict[int, float] | None = None
-):
-    def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_float("x", 0.0, 1.0)
-        n = trial.suggest_int("n", 1, 4)
-        c = trial.suggest_categorical("c", ["a", "b", "c"])
-        budget = get_budget(trial)
-        value = 0.0
-        for step in range(1, MAX + 1):
-            value = (1 - (x - 0.3) ** 2 + 0.05 * n + 0.1 * (c == "b")) * (1 - math.exp(-step / 4))
-            if values is not None and step in values:
-                value = values[step]
-            trial.report(value, step)
-            if trial.should_prune():
-                if seen is not None:
-                    seen.append((trial.number, budget, step))
-                raise optuna.TrialPruned()
-        return value
-
-    return objective
-
-
-def boil_study(storage: str | None = None, seed: int = 0, **kwargs: object) -> optuna.Study:
-    return optuna.create_study(
-        direction="maximize",
-        storage=storage,
-        sampler=BOILSampler(seed=seed, n_startup_trials=4, **kwargs),  # type: ignore[arg-type]
-        pruner=BOILPruner(min_resource=2, max_resource=MAX),
-    )
+from tests._helpers import MAX
+from tests._helpers import boil_study
+from tests._helpers import make_objective
 
 
 def test_budgets_are_integers_in_bounds_and_min_resource_is_honoured() -> None:
@@ -211,35 +178,13 @@ def test_threads_n_jobs_2() -> None:
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
 
 
-def test_report_cost_is_stored_and_validated() -> None:
-    study = boil_study()
-    trial = study.ask()
-    trial.suggest_float("x", 0, 1)
-    trial.report(0.1, 1)
-    report_cost(trial, 12.5)
-    assert study._storage.get_trial_system_attrs(trial._trial_id)["boil:cost"] == [1, 12.5]
-    with pytest.raises(ValueError, match="nan"):
-        report_cost(trial, float("nan"))
-    with pytest.raises(ValueError, match="-1"):
-        report_cost(trial, -1)
-
-
-def test_recommend_returns_an_observed_trial() -> None:
-    study = boil_study()
-    study.optimize(make_objective(), n_trials=7)
-    trial, value = recommend(study)
-    assert trial.number in {t.number for t in study.trials}
-    assert math.isfinite(value)
-
-
 @pytest.mark.parametrize(
     "kwargs, bad",
     [
         ({"n_startup_trials": 0}, "0"),
-        ({"target": "mean"}, "mean"),
         ({"cost": "tokens"}, "tokens"),
-        ({"max_gp_points": 3}, "3"),
         ({"startup_budget": -1}, "-1"),
+        ({"seed": 1.5}, "1.5"),
     ],
 )
 def test_sampler_rejects_bad_arguments(kwargs: dict, bad: str) -> None:
@@ -247,17 +192,13 @@ def test_sampler_rejects_bad_arguments(kwargs: dict, bad: str) -> None:
         BOILSampler(**kwargs)
 
 
-@pytest.mark.parametrize(
-    "kwargs, bad",
-    [
-        ({"min_resource": -1}, "-1"),
-        ({"min_resource": 5, "max_resource": 2}, "2"),
-        ({"max_resource": "full"}, "full"),
-    ],
-)
-def test_pruner_rejects_bad_arguments(kwargs: dict, bad: str) -> None:
-    with pytest.raises(ValueError, match=bad):
-        BOILPruner(**kwargs)
+def test_ablation_switches_are_private_and_checked() -> None:
+    sampler = BOILSampler(seed=0)._configure(augmentation=False, cash_in=False)
+    settings = sampler.boil_settings()
+    assert settings.model.augmentation is False and settings.cash_in is False
+    assert settings.model.learn_compression is True  # the default fits the weighting
+    with pytest.raises(ValueError, match="colour"):
+        BOILSampler()._configure(colour="red")
 
 
 def test_multi_objective_is_a_clear_error() -> None:
@@ -266,27 +207,67 @@ def test_multi_objective_is_a_clear_error() -> None:
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1)
 
 
-def test_auto_max_resource_waits_for_first_finished_trial() -> None:
-    pruner = BOILPruner(min_resource=1, max_resource="auto")
-    study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=3), pruner=pruner)
-    study.optimize(make_objective(), n_trials=5)
-    first = study.trials[0]
-    assert first.state == TrialState.COMPLETE and first.last_step == MAX
-    assert pruner._resolve_max(study.trials) == MAX
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
-def test_extension_keeps_budgets_consistent() -> None:
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=BOILSampler(seed=0, n_startup_trials=3),
-        pruner=BOILPruner(min_resource=2, max_resource=MAX, extend=True),
-    )
-    study.optimize(make_objective(), n_trials=9)
-    for t in study.trials:
-        budget = t.system_attrs["boil:budget"]
-        extensions = t.system_attrs.get("boil:extensions", 0)
-        initial = t.user_attrs["boil_initial_budget"]
-        assert (budget > initial) == (extensions > 0)
-        assert budget <= MAX
-        if t.state == TrialState.PRUNED:
-            assert t.last_step == budget
+def _conditional(trial: optuna.Trial) -> float:
+    kind = trial.suggest_categorical("kind", ["a", "b"])
+    return trial.suggest_float(f"x_{kind}", 0, 1)
+
+
+def test_independent_sampling_warns_once_per_study_and_parameter_through_optuna() -> None:
+    records = _Records()
+    logger = optuna.logging.get_logger("optuna.boil")
+    logger.addHandler(records)
+    try:
+        study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=2))
+        study.optimize(_conditional, n_trials=12)
+        independent = [m for m in records.messages if "sampled independently" in m]
+        # Once per parameter (x_a, x_b at most), not once per trial.
+        assert 1 <= len(independent) <= 2
+        assert len(set(independent)) == len(independent)
+        # Optuna's verbosity applies to the package's logger.
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        before = len(records.messages)
+        study2 = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=2))
+        study2.optimize(_conditional, n_trials=6)
+        assert len(records.messages) == before
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logger.removeHandler(records)
+
+
+def test_failed_trials_with_curves_feed_the_model() -> None:
+    study = boil_study()
+    for _ in range(5):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0, 1)
+        trial.suggest_int("n", 1, 4)
+        trial.suggest_categorical("c", ["a", "b", "c"])
+        for step in range(1, 4):
+            trial.report(x * step, step)
+        study.tell(trial, state=TrialState.FAIL)
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    attrs = study._storage.get_trial(trial._trial_id).user_attrs
+    assert "boil_predicted_score" in attrs  # a model decision, not a random start-up one
+
+
+def test_a_failing_fit_is_visible_and_the_study_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optuna_boil._model.model import BOILModel
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("cholesky exploded")
+
+    monkeypatch.setattr(BOILModel, "fit", broken)
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=7)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    fallbacks = [t.user_attrs.get("boil_fallback") for t in study.trials[4:]]
+    assert all(f is not None and "cholesky exploded" in f for f in fallbacks)

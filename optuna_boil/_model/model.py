@@ -77,6 +77,23 @@ class CurveData:
         return int(self.x.shape[0])
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """The pruner's decision for a run that reached its budget.
+
+    Attributes:
+        extend_to: The new budget, or :obj:`None` to stop the run.
+        log_value: Log value of the best way to continue, per unit of cost.
+        log_new: Log value of the best new run, per unit of cost.
+        reason: Why, in words (stored as the trial's ``boil_stop``/``boil_continue``).
+    """
+
+    extend_to: int | None
+    log_value: float
+    log_new: float
+    reason: str
+
+
 @dataclass
 class Decision:
     """A proposed ``(x, t)`` with what the model expects of it."""
@@ -148,14 +165,22 @@ class BOILModel:
         return np.minimum(self.step_phase + np.maximum(k, 0) * self.step_interval, self.t_hi)
 
     def learn_step_grid(self, steps: list[np.ndarray]) -> None:
-        """Infer the report interval (gcd of step gaps) and its phase from observed curves."""
+        """Infer the report grid from observed curves: every ``step_interval`` steps.
+
+        The interval is the greatest common divisor of the gaps within curves *and* of the
+        reported step values themselves, so it is right from a trial's first report (a trial
+        stopped at its first report of step 10 shows no gap, but its step says "every 10").
+        Steps counted from 0 or with a phase (5, 15, 25, ...) give a finer grid that still
+        contains every reported step.
+        """
         ints = [s.astype(np.int64) for s in steps if s.size and np.all(s == np.round(s))]
-        gaps = np.concatenate([np.diff(s) for s in ints]) if ints else np.zeros(0, np.int64)
-        gaps = gaps[gaps > 0]
-        interval = int(np.gcd.reduce(gaps)) if gaps.size else 1
-        self.step_interval = max(interval, 1)
-        firsts = [int(s[0]) for s in ints]
-        self.step_phase = (min(firsts) % self.step_interval) if firsts else 0
+        if not ints:
+            self.step_interval, self.step_phase = 1, 0
+            return
+        gaps = np.concatenate([np.diff(s) for s in ints] + [np.concatenate(ints)])
+        gaps = np.abs(gaps[gaps != 0])
+        self.step_interval = max(int(np.gcd.reduce(gaps)) if gaps.size else 1, 1)
+        self.step_phase = 0
 
     def unscale_t_torch(self, u: torch.Tensor) -> torch.Tensor:
         """Differentiable, unrounded :meth:`unscale_t`."""
@@ -338,14 +363,21 @@ class FittedModel:
             else:
                 mean = gp.predict(X_real)[0]
         self.best = float(mean.max())
+        self.delivered = self._delivered_incumbent()
         self.extra_pending: list[tuple[np.ndarray, float]] = []
-        # Half a step (or half the per-step cost at the origin): no run is free.
-        self._cost_floor = (
-            0.5
-            if model.cost_in_steps
-            else 0.5 * float(cost.rate(np.zeros((1, model.space.dim)))[0])
-        )
+        # Half a step: no run is free.
+        self._cost_floor = 0.5
         self._add_fantasies()
+
+    def _delivered_incumbent(self) -> float:
+        """Best posterior mean at ``t_hi`` (GP units) of the fully trained configurations; the
+        worst of all observed configurations while none is fully trained."""
+        full = self.fully_trained()
+        observed = full if full.size else np.flatnonzero([s.size > 0 for s in self.data.steps])
+        X = torch.from_numpy(np.column_stack([self.data.x[observed], np.ones(observed.size)]))
+        with torch.no_grad():
+            mean = self.gp.predict(X)[0].numpy()
+        return float(mean.max() if full.size else mean.min())
 
     def _add_fantasies(self) -> None:
         """Condition on pending runs at their budgets (posterior-mean fantasies)."""
@@ -397,18 +429,28 @@ class FittedModel:
     # Acquisition -------------------------------------------------------------------------------
 
     def _cost(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """Cost of training ``x`` to ``t`` (from ``start`` if given), in steps of a full run.
+
+        With cost in steps this is the number of steps. With a fitted cost (wall clock, or
+        costs the user reported) it is ``t_hi * c(x, t) / c(x, t_hi)``: the cost model decides
+        how long to train (the overhead of starting a run against its per-step cost), never
+        *which* configuration, so configurations that are cheap per step but worse do not win
+        on cost.
+        """
         if not self.model.config.cost_aware:
             return torch.ones(X.shape[0], dtype=X.dtype)
         t = self.model.unscale_t_torch(X[:, -1]) + self.offset
-        if start is not None:
-            t = t - start - self.offset
+        t_full = float(self.model.t_hi) + self.offset
         if self.model.cost_in_steps:
-            c = t.clamp_min(0.0)
+            c = t if start is None else t - start - self.offset
+            return c.clamp_min(self._cost_floor)
+        rate = self.cost.rate_torch(X[:, :-1])
+        full = rate * t_full + self.cost.overhead
+        if start is None:
+            c = rate * t + self.cost.overhead
         else:
-            c = self.cost.rate_torch(X[:, :-1]) * t
-            if start is None:
-                c = c + self.cost.overhead
-        return c.clamp_min(self._cost_floor)
+            c = rate * (t - start - self.offset)
+        return (t_full * c / full).clamp_min(self._cost_floor)
 
     def log_acq(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
         """Log acquisition value per unit cost at encoded ``(x, t)`` rows.
@@ -542,47 +584,64 @@ class FittedModel:
         X, f = self._search(rng, fixed_x=x)
         return self._decision(X[0], float(f[0]))
 
-    def continuation(
-        self, index: int, step: float, rng: np.random.RandomState
-    ) -> tuple[int | None, float, float]:
-        """Whether to continue trial ``index`` from ``step``, and until which step.
+    def log_delivery(self, x: np.ndarray, step: float | None = None) -> float:
+        """Log expected improvement of *having* ``x`` trained to ``t_hi``, per unit of cost.
 
-        Compares the best value of continuing, ``log EI(x, t') - log cost(step -> t')`` over
-        ``t' > step``, with the best *new* candidate under the same (current) posterior.
+        The incumbent is the best fully trained configuration (posterior mean at ``t_hi``), the
+        result a user of the study gets; while there is none, the worst observed configuration.
+        ``step`` is where a continued run starts (only the rest of the training costs).
+        """
+        X = torch.from_numpy(np.append(x, 1.0)[None])
+        start = None if step is None else torch.tensor(float(step), dtype=torch.float64)
+        with torch.no_grad():
+            mean, var = self.gp.predict(X)
+            value = _acq.log_ei(mean, var, self.delivered) - self._cost(X, start).log()
+        return float(value[0])
 
-        Returns:
-            ``(extend_to or None, log value of continuing, log value of the best new run)``.
+    def continuation(self, index: int, step: float, rng: np.random.RandomState) -> Continuation:
+        """Whether to train trial ``index`` on from ``step`` to ``t_hi``.
+
+        Continuing costs only the remaining steps, and its value is that of *having* the
+        configuration fully trained (:meth:`log_delivery`): the expected improvement of its
+        score at ``t_hi`` over the best fully trained configuration, per unit of cost. It is
+        compared with the best *new* run under the same (current) posterior. Nothing else in
+        the acquisition values having the winner trained, only knowing about it; this is what
+        makes the best configurations end COMPLETE.
         """
         t_hi = self.model.t_hi
         if step >= t_hi:
-            return None, -np.inf, np.inf
-        x = self.data.x[index]
-        ts = np.unique(self.model.snap(np.arange(int(np.floor(step)) + 1, t_hi + 1)))
-        ts = ts[ts > step]
-        X = torch.from_numpy(np.column_stack([np.tile(x, (ts.size, 1)), self.model.scale_t(ts)]))
-        with torch.no_grad():
-            values = self.log_acq(X, start=torch.tensor(float(step), dtype=torch.float64)).numpy()
-        k = int(np.argmax(values))
-        new = self.suggest(rng)
-        if values[k] >= new.log_acq:
-            # Extend by at least a sixteenth of the budget range, so that a run is not re-examined
-            # at every single step (the value per cost is usually largest for the next step).
-            chunk = max(1, (t_hi - self.model.t_lo) // 16)
-            return (
-                int(self.model.snap(np.array(np.floor(step) + chunk))),
-                float(values[k]),
-                new.log_acq,
-            )
-        return None, float(values[k]), new.log_acq
+            return Continuation(None, -np.inf, np.inf, "fully trained")
+        deliver = self.log_delivery(self.data.x[index], step)
+        new = self.suggest(rng).log_acq
+        if deliver < new:
+            return Continuation(None, deliver, new, "a new run is worth more")
+        return Continuation(int(t_hi), deliver, new, "train to the full budget")
 
-    def recommend(self) -> tuple[int, float]:
-        """Index of the observed configuration with the best lower confidence bound at ``t_hi``.
+    def recommend(self) -> tuple[int, float, float]:
+        """The observed configuration with the best lower confidence bound at ``t_hi``.
 
-        Returns ``(index into data, predicted score at t_hi in the oriented metric's units)``.
+        Configurations trained to ``t_hi`` are preferred: only when there is none are the others
+        considered. The predicted value is clipped to the range of values observed.
+
+        Returns:
+            ``(index into data, predicted score, its standard deviation)``, in the oriented
+            metric's units.
         """
-        idx = sorted({i for i, _ in self.points})
+        idx = np.array(sorted({i for i, _ in self.points}))
+        full = self.fully_trained()
+        if np.isin(idx, full).any():
+            idx = idx[np.isin(idx, full)]
         mean, std = self.predict(self.data.x[idx], np.full(len(idx), self.model.t_hi))
         # A conservative choice: the best lower confidence bound, so that a configuration seen
         # only briefly does not win on an optimistic extrapolation.
         k = int(np.argmax(mean - std))
-        return idx[k], float(self.to_metric(mean[k]))
+        value = float(np.clip(self.to_metric(mean[k]), self.low, self.low + self.span))
+        return int(idx[k]), value, float(std[k] * self.span)
+
+    def fully_trained(self) -> np.ndarray:
+        """Indices of the configurations whose curve reached ``t_hi``."""
+        d = self.data
+        return np.array(
+            [i for i in range(len(d)) if d.steps[i].size and d.steps[i][-1] >= self.model.t_hi],
+            dtype=np.int64,
+        )

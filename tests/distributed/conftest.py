@@ -16,7 +16,7 @@ import subprocess
 import sys
 import uuid
 
-from _dist_worker import StudySpec
+from tests.distributed._dist_worker import StudySpec
 import optuna
 import pytest
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import subprocess
 from typing import Any
 
-from _dist_worker import StudySpec
-from _dist_worker import read_log
+from tests.distributed._dist_worker import StudySpec
+from tests.distributed._dist_worker import read_log
 import optuna
 import pytest
 

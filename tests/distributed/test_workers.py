@@ -10,8 +10,8 @@ import subprocess
 import time
 from typing import Any
 
-from _dist_worker import StudySpec
-from _dist_worker import read_log
+from tests.distributed._dist_worker import StudySpec
+from tests.distributed._dist_worker import read_log
 import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState

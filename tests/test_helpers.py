@@ -1,0 +1,88 @@
+"""get_budget, report_cost and recommend."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+from optuna_boil import BOILPruner
+from optuna_boil import BOILSampler
+from optuna_boil import get_budget
+from optuna_boil import recommend
+from optuna_boil import report_cost
+from tests._helpers import boil_study
+from tests._helpers import make_objective
+
+
+def test_report_cost_is_stored_and_validated() -> None:
+    study = boil_study()
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.report(0.1, 1)
+    report_cost(trial, 12.5)
+    assert study._storage.get_trial_system_attrs(trial._trial_id)["boil:cost"] == [1, 12.5]
+    with pytest.raises(ValueError, match="nan"):
+        report_cost(trial, float("nan"))
+    with pytest.raises(ValueError, match="-1"):
+        report_cost(trial, -1)
+
+
+def test_get_budget_is_none_without_a_budget_and_reads_the_stored_one() -> None:
+    study = optuna.create_study()
+    trial = study.ask()
+    assert get_budget(trial) is None
+    study = boil_study()
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    assert (
+        get_budget(trial) == study._storage.get_trial(trial._trial_id).system_attrs["boil:budget"]
+    )
+
+
+def test_recommend_is_within_the_observed_range_with_its_uncertainty() -> None:
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=9)
+    rec = recommend(study)
+    trial, value, std, _ = rec
+    assert trial.number in {t.number for t in study.trials}
+    observed = [v for t in study.trials for v in t.intermediate_values.values()]
+    assert min(observed) <= value <= max(observed)
+    assert math.isfinite(std) and std >= 0
+
+
+def test_recommend_prefers_fully_trained_configurations() -> None:
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=12)
+    rec = recommend(study)
+    if any(t.state == TrialState.COMPLETE for t in study.trials):
+        assert rec.fully_trained and rec.trial.state == TrialState.COMPLETE
+
+
+def test_cost_that_depends_on_x_does_not_make_the_cheapest_configuration_win() -> None:
+    """Per-epoch cost falls with x, but quality falls too: the search must not follow cost."""
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        seconds, value = 0.0, 0.0
+        for step in range(1, 21):
+            value = (1 - (x - 0.25) ** 2) * (1 - math.exp(-step / 5))
+            seconds += 10.0 * (1.05 - x)  # x = 1 is 20x cheaper per epoch than x = 0
+            trial.report(value, step)
+            report_cost(trial, seconds)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=BOILSampler(seed=0, n_startup_trials=5),
+        pruner=BOILPruner(min_resource=1, max_resource=20),
+    )
+    study.optimize(objective, n_trials=22)
+    model_x = [t.params["x"] for t in study.trials[5:]]
+    # Most model decisions stay near the good region, not at the cheap corner x -> 1.
+    assert sum(x > 0.8 for x in model_x) <= len(model_x) // 4
+    assert abs(study.best_trial.params["x"] - 0.25) < 0.2
