@@ -78,7 +78,6 @@ def maximise(
     rng: np.random.RandomState,
     n_samples: int = 1024,
     n_local: int = 8,
-    extra_starts: np.ndarray | None = None,
     maxiter: int = 10,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximise ``acqf`` over the unit box.
@@ -91,7 +90,6 @@ def maximise(
         rng: Random state; the only source of randomness.
         n_samples: Number of preliminary points.
         n_local: Number of best preliminary points refined locally.
-        extra_starts: Additional points evaluated with the preliminary ones.
         maxiter: L-BFGS-B iterations of the joint refinement. On the speed benchmark's model at
             100 trials the mean best log value was -5.893 / -5.885 / -5.880 / -5.879 after
             8 / 10 / 15 / 30 iterations (-6.242 without refinement): 10 is enough.
@@ -102,8 +100,6 @@ def maximise(
     X0 = sample(n_samples, rng)
     sobol = qmc.Sobol(d=X0.shape[1], scramble=True, seed=rng.randint(2**31)).random(n_samples)
     X0[:, continuous] = sobol[:, continuous]
-    if extra_starts is not None and len(extra_starts):
-        X0 = np.vstack([X0, extra_starts])
     X0 = np.unique(round_fn(X0), axis=0)
     with torch.no_grad():
         f0 = acqf(torch.from_numpy(X0)).numpy()

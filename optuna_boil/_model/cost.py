@@ -32,7 +32,6 @@ class CostModel:
         n_features = int((~is_categorical).sum() + n_choices[is_categorical].sum())
         self.theta = np.zeros(1 + n_features)
         self.overhead = 0.0
-        self.fitted = False
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         cols = [np.ones((x.shape[0], 1))]
@@ -54,7 +53,6 @@ class CostModel:
         x, t, cost = x[ok], t[ok], cost[ok]
         self.theta = np.zeros_like(self.theta)
         self.overhead = 0.0
-        self.fitted = True
         if cost.size == 0:
             return
         self.theta[0] = float(np.log(np.median(cost / t)))
@@ -69,7 +67,8 @@ class CostModel:
 
         start = np.concatenate([self.theta, [np.log(1e-3 * float(np.median(cost)))]])
         res = scipy.optimize.least_squares(residuals, start, method="trf", max_nfev=200)
-        if res.success or np.isfinite(res.cost):
+        # A failed least-squares fit keeps the median per-step rate (a valid, simpler model).
+        if res.success and np.all(np.isfinite(res.x)) and np.isfinite(res.cost):
             self.theta, self.overhead = res.x[:-1], float(np.exp(res.x[-1]))
 
     def rate(self, x: np.ndarray) -> np.ndarray:
@@ -91,7 +90,3 @@ class CostModel:
                 out = out + theta[j] * x[..., i]
                 j += 1
         return out.exp()
-
-    def cost_torch(self, x: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """Cost of a fresh run of ``x`` to ``steps`` (in the step units of the study)."""
-        return self.rate_torch(x) * steps + self.overhead

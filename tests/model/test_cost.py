@@ -23,7 +23,6 @@ def test_fit_recovers_log_linear_rate_and_overhead():
     cost = true_rate * t + overhead
     m = _model()
     m.fit(x, t, cost)
-    assert m.fitted
     assert m.overhead == pytest.approx(overhead, rel=0.15)
     x_test = rng.uniform(size=(20, 2))
     want = np.exp(-1.0 + 1.5 * x_test[:, 0] - 0.5 * x_test[:, 1])
@@ -56,19 +55,14 @@ def test_fit_ignores_bad_rows_and_few_rows_use_median():
     assert m.overhead == 0.0
 
 
-def test_cost_torch_is_rate_times_steps_plus_overhead():
+def test_rate_torch_matches_rate_with_categoricals():
     m = _model(2, (3,))
     m.theta = np.array([0.3, -0.7, 1.2, 0.5, -0.4, 0.1])
     m.overhead = 2.5
     x = torch.tensor([[0.2, 0.6, 0.0], [0.9, 0.1, 2.0], [0.5, 0.5, 1.0]], dtype=torch.float64)
-    steps = torch.tensor([10.0, 3.0, 7.0], dtype=torch.float64)
-    got = m.cost_torch(x, steps).numpy()
     cat = [0.5, -0.4, 0.1]
-    want = [
-        math.exp(0.3 - 0.7 * r[0] + 1.2 * r[1] + cat[int(r[2])]) * s + 2.5
-        for r, s in zip(x.tolist(), steps.tolist(), strict=True)
-    ]
-    np.testing.assert_allclose(got, want, rtol=1e-12)
+    want = [math.exp(0.3 - 0.7 * r[0] + 1.2 * r[1] + cat[int(r[2])]) for r in x.tolist()]
+    np.testing.assert_allclose(m.rate_torch(x).numpy(), want, rtol=1e-12)
     np.testing.assert_allclose(m.rate_torch(x).numpy(), m.rate(x.numpy()), rtol=1e-12)
 
 

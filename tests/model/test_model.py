@@ -82,7 +82,7 @@ def test_steps_from_zero_count_one_more_step():
     assert float(c[0]) == 1.0  # step 0 is one step of training
 
 
-def test_cheaper_configuration_wins_with_equal_posterior():
+def test_cost_decides_how_long_not_which_configuration():
     # Mirror-symmetric data in x0 -> identical posteriors at x0 and 1 - x0.
     rng = np.random.RandomState(1)
     half = rng.uniform(size=(5, 2))
@@ -101,10 +101,13 @@ def test_cheaper_configuration_wins_with_equal_posterior():
     assert float(mean[0]) == pytest.approx(float(mean[1]), abs=1e-6)
     assert float(var[0]) == pytest.approx(float(var[1]), rel=1e-5)
     assert fm.cost.rate(np.array([[0.8, 0.5]]))[0] > fm.cost.rate(np.array([[0.2, 0.5]]))[0]
-    assert values[0] > values[1]
-    t = 1 + 0.6 * 19
-    cost = fm.cost.rate(np.array([[0.2, 0.5], [0.8, 0.5]])) * t + fm.cost.overhead
-    assert values[0] - values[1] == pytest.approx(math.log(cost[1] / cost[0]), rel=1e-4)
+    # The cost enters relative to a full run of the same configuration, so a configuration
+    # that is cheaper per step gains nothing from it (only the overhead's share differs).
+    t = float(fm.model.unscale_t_torch(torch.tensor(0.6)))
+    rate = fm.cost.rate(np.array([[0.2, 0.5], [0.8, 0.5]]))
+    rel = (rate * t + fm.cost.overhead) / (rate * T_HI + fm.cost.overhead)
+    assert values[0] - values[1] == pytest.approx(math.log(rel[1] / rel[0]), abs=1e-6)
+    assert abs(values[0] - values[1]) < 0.1
 
 
 def _grid_space():
@@ -172,24 +175,51 @@ def test_continuation():
     x = rng.uniform(size=(8, 2))
     lengths = np.array([20, 5, 8, 12, 3, 20, 6, 10])
     fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, lengths), rng)
-    extend, cont, new = fm.continuation(0, 20.0, np.random.RandomState(0))
-    assert extend is None and cont == -np.inf
-    assert fm.continuation(5, 25.0, np.random.RandomState(0))[0] is None
-    extend, cont, new = fm.continuation(1, 5.0, np.random.RandomState(0))
-    assert np.isfinite(cont) and np.isfinite(new)
-    if extend is None:
-        assert cont < new
+    done = fm.continuation(0, 20.0, np.random.RandomState(0))
+    assert done.extend_to is None and done.log_value == -np.inf
+    assert fm.continuation(5, 25.0, np.random.RandomState(0)).extend_to is None
+    c = fm.continuation(1, 5.0, np.random.RandomState(0))
+    assert np.isfinite(c.log_value) and np.isfinite(c.log_new)
+    if c.extend_to is None:
+        assert c.log_value < c.log_new
     else:
-        assert cont >= new
-        assert 5 + max(1, 19 // 16) <= extend <= T_HI
+        assert c.log_value >= c.log_new and c.extend_to == T_HI
+
+
+def test_continuation_trains_the_best_configuration_to_the_end():
+    """Nothing is fully trained and one configuration is clearly best: train it to T."""
+    x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
+    data = _data(x, np.full(6, 8))
+    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
+    best = int(np.argmax([v[-1] for v in data.values]))
+    c = fm.continuation(best, 8.0, np.random.RandomState(0))
+    assert c.extend_to == T_HI, c
+    worst = int(np.argmin([v[-1] for v in data.values]))
+    assert fm.log_delivery(x[worst], 8.0) < fm.log_delivery(x[best], 8.0)
+
+
+def test_delivery_is_measured_against_the_best_fully_trained_configuration():
+    x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
+    none_full = BOILModel(_space2(), T_LO, T_HI, FAST).fit(
+        _data(x, np.full(6, 8)), np.random.RandomState(0)
+    )
+    lengths = np.array([T_HI, 8, 8, 8, 8, 8])  # the best configuration is fully trained
+    best_full = BOILModel(_space2(), T_LO, T_HI, FAST).fit(
+        _data(x, lengths), np.random.RandomState(0)
+    )
+    assert list(best_full.fully_trained()) == [0]
+    assert best_full.delivered > none_full.delivered
+    # Once the best is delivered, a poor configuration is not worth training to the end.
+    c = best_full.continuation(2, 8.0, np.random.RandomState(0))
+    assert c.extend_to is None
 
 
 def test_recommend_best_curve():
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
     data = _data(x, np.full(6, 20))
     fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
-    idx, value = fm.recommend()
-    assert idx == 0
+    idx, value, std = fm.recommend()
+    assert idx == 0 and std >= 0
     finals = np.array([v[-1] for v in data.values])
     assert value == pytest.approx(finals[0], abs=0.1 * (finals.max() - finals.min()))
 
