@@ -21,7 +21,7 @@ MAX_EPOCHS = 30
 def objective(trial: optuna.Trial) -> float:
     lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
     width = trial.suggest_int("width", 16, 256, log=True)
-    budget = module.get_budget(trial)  # Epochs BOIL allows this trial (it may be extended).
+    budget = module.get_budget(trial)  # Epochs BOIL allows this trial (grows if it continues).
     print(f"Trial {trial.number}: budget {budget} epochs")
     accuracy = 0.0
     for epoch in range(1, MAX_EPOCHS + 1):
@@ -40,5 +40,7 @@ if __name__ == "__main__":
         pruner=module.BOILPruner(min_resource=1, max_resource=MAX_EPOCHS),
     )
     study.optimize(objective, n_trials=20)
-    trial, predicted = module.recommend(study)
-    print(f"Recommended: {trial.params} (predicted score {predicted:.3f})")
+    best = study.best_trial  # trained to MAX_EPOCHS
+    print(f"Best fully trained: {best.params} (value {best.value:.3f})")
+    rec = module.recommend(study)
+    print(f"Model's choice: trial {rec.trial.number} ({rec.value:.3f} ± {rec.std:.3f})")
