@@ -137,7 +137,7 @@ def test_model_figure_is_saved_for_the_dashboard(tmp_path) -> None:
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 'fig.db'}",
         direction="maximize",
-        sampler=BOILSampler(seed=0, n_startup_trials=3, dashboard_every=None),
+        sampler=BOILSampler(seed=0, n_startup_trials=3),
         pruner=BOILPruner(min_resource=1, max_resource=6),
     )
 

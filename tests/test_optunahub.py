@@ -61,8 +61,8 @@ def test_loaded_classes_run_a_study() -> None:
     study.optimize(objective, n_trials=4)
     assert len(study.trials) == 4
     assert all("boil_budget" in t.user_attrs for t in study.trials)
-    trial, predicted = module.recommend(study)
-    assert trial in study.trials and isinstance(predicted, float)
+    rec = module.recommend(study)
+    assert rec.trial in study.trials and isinstance(rec.value, float)
 
 
 def test_example_runs_with_the_local_module(monkeypatch: pytest.MonkeyPatch) -> None:
