@@ -10,6 +10,10 @@ Which trials contribute what:
   out when the retry inherited its curve, so the same curve is not counted twice.
 * WAITING trials and trials whose parameters do not cover the search space are left out.
 
+Every stored value (budget, published parameters, cost, alive mark, retry attributes) is read
+through :mod:`optuna_boil._storage`'s validating accessors: a malformed value is ignored for its
+trial (with one warning), so it can never stop a decision.
+
 Values are oriented so that higher is better (minimised metrics are negated). Non-finite values
 are kept here; :func:`~optuna_boil._model.curve.normalise_curves` applies the policy
 (NaN and the bad infinity count as the worst finite value observed, the good infinity as the best).
@@ -47,11 +51,10 @@ def curve_of(trial: FrozenTrial, t_hi: float | None) -> tuple[np.ndarray, np.nda
 
 
 def params_of(trial: FrozenTrial) -> dict[str, object]:
+    """The trial's parameters, completed by those the sampler published (``boil:params``)."""
     params = dict(trial.params)
-    published = trial.system_attrs.get(_storage.PARAMS)
-    if isinstance(published, dict):
-        for k, v in published.items():
-            params.setdefault(k, v)
+    for k, v in _storage.get_published_params(trial).items():
+        params.setdefault(k, v)
     return params
 
 
@@ -62,8 +65,8 @@ def _last_alive(trial: FrozenTrial) -> float:
         if start.tzinfo is None:  # Optuna 5 stores UTC; older storages may be naive local time.
             start = start.astimezone(datetime.timezone.utc)
         started = start.timestamp()
-    alive = trial.system_attrs.get(_storage.ALIVE)
-    return max(started, float(alive)) if isinstance(alive, (int, float)) else started
+    alive = _storage.get_alive(trial)
+    return max(started, alive) if alive is not None else started
 
 
 def _same_value(a: float, b: float) -> bool:
@@ -74,19 +77,16 @@ def _superseded_failures(trials: Sequence[FrozenTrial]) -> set[int]:
     """Numbers of FAIL trials whose curve a retry inherited (so it must not count twice).
 
     Optuna's retry callback records the failed trial's *number* in ``failed_trial`` (and the
-    chain in ``retry_history``). A failed trial is superseded only when the retry holds the same
-    value at every step the failed trial reported; a retry that started from scratch re-reports
-    new values, and then both curves are data.
+    chain in ``retry_history``), read through :func:`~optuna_boil._storage.retry_sources`. A
+    failed trial is superseded only when the retry holds the same value at every step the failed
+    trial reported; a retry that started from scratch re-reports new values, and then both curves
+    are data.
     """
     by_number = {t.number: t for t in trials}
     out: set[int] = set()
     for t in trials:
-        history = t.system_attrs.get("retry_history", [])
-        failed_numbers = set(history) if isinstance(history, list) else set()
-        if isinstance(t.system_attrs.get("failed_trial"), int):
-            failed_numbers.add(t.system_attrs["failed_trial"])
-        for number in failed_numbers:
-            failed = by_number.get(number) if isinstance(number, int) else None
+        for number in _storage.retry_sources(t):
+            failed = by_number.get(number)
             if failed is None or failed.state != TrialState.FAIL:
                 continue
             iv = failed.intermediate_values
@@ -117,14 +117,14 @@ def build(
     sign = -1.0 if direction == optuna.study.StudyDirection.MINIMIZE else 1.0
     xs, steps, values, costs, running, budgets, numbers = [], [], [], [], [], [], []
     now = datetime.datetime.now(datetime.timezone.utc)
-    user_costs = any(_storage.COST in t.system_attrs for t in trials)
+    user_costs = _storage.uses_reported_costs(trials)
     for t in trials:
         if t.state not in USED_STATES or t.number == exclude_number or t.number in skip:
             continue
         params = params_of(t)
         try:
             x = space.encode(params)
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, OverflowError):
             continue
         if not np.all(np.isfinite(x)):
             continue
@@ -142,8 +142,8 @@ def build(
         budgets.append(float(budget) if budget is not None else np.nan)
         numbers.append(t.number)
         if user_costs:
-            reported = t.system_attrs.get(_storage.COST)
-            costs.append(float(reported[1]) if isinstance(reported, list) else np.nan)
+            reported = _storage.get_cost(t)
+            costs.append(reported[1] if reported is not None else np.nan)
         elif cost_mode == "wallclock" and t.datetime_start is not None:
             end = t.datetime_complete or now
             start = t.datetime_start

@@ -19,15 +19,38 @@ full budget, in the metric's units: with the default target, a late-weighted ave
 curve, so a little below the final value of a curve that is still rising):
 ``boil_budget``, ``boil_initial_budget``, ``boil_predicted_score``, ``boil_log_acq``,
 ``boil_extensions`` and ``boil_stop`` (why the pruner stopped the trial).
+
+Optuna's own system attributes read here: ``failed_trial`` (int) and ``retry_history`` (list of
+int), written by :class:`~optuna.storages.RetryFailedTrialCallback` on a retried trial.
+
+Validation policy: storage is input like any other (another version, a bug, a hand edit or a
+hostile user may have written anything there), and a finished trial cannot be repaired through
+Optuna, so no stored value may stop a study. Every value is therefore read through the typed
+accessors below (``get_*``, :func:`retry_sources`, :func:`latest_fit`), never from
+``system_attrs`` directly, and checked where it is read:
+
+* A missing value, or ``None`` (what :func:`set_system` stores for a non-finite float), means "not
+  set": the accessor returns ``None``, ``{}``, ``0`` or an empty set, silently.
+* A value of the wrong type or shape, or a non-finite or out-of-range number, is ignored for that
+  trial as if it were missing, with one warning per process (``_logging.warn_once``) that names
+  the trial number, the key and the bad value. Numbers must be real numbers (``bool`` is not
+  one); integers may be stored as integral floats (``5.0``).
+* In a collection (``retry_history``, the published parameters) only the bad entries are dropped.
+* :func:`latest_fit` skips a stored fit unless every value is present, finite and of the right
+  type and shape, and falls back to the next newest valid fit, or ``None``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Iterable
 import math
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
+
+from optuna_boil._logging import warn_once
 
 
 BUDGET = "boil:budget"
@@ -36,6 +59,8 @@ FIT = "boil:fit"
 COST = "boil:cost"
 EXTENSIONS = "boil:extensions"
 ALIVE = "boil:alive"
+FAILED_TRIAL = "failed_trial"
+RETRY_HISTORY = "retry_history"
 
 USER_BUDGET = "boil_budget"
 USER_INITIAL_BUDGET = "boil_initial_budget"
@@ -57,22 +82,235 @@ def _json_safe(value: Any) -> Any:
 
 
 def set_system(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:
+    """Write a trial system attribute (non-finite floats are stored as ``None``)."""
     study._storage.set_trial_system_attr(trial_id, key, _json_safe(value))
 
 
 def set_user(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:
+    """Write a trial user attribute (non-finite floats are stored as ``None``)."""
     study._storage.set_trial_user_attr(trial_id, key, _json_safe(value))
 
 
+# Reading: validation helpers ------------------------------------------------------------------
+
+_MISSING = object()
+
+
+class _Bad(Exception):
+    """A stored value that does not have the documented shape (the message says why)."""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _warn_bad(trial: FrozenTrial, key: str, value: Any, why: str) -> None:
+    shown = _show(value)
+    warn_once(
+        ("storage", trial._trial_id, trial.number, key, shown),
+        f"Trial {trial.number}: ignoring the stored value of {key!r}, {shown} ({why}).",
+    )
+
+
+def _number(value: Any) -> float:
+    """A finite real number (``bool`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Bad(f"expected a number, got {type(value).__name__}")
+    try:
+        out = float(value)
+    except OverflowError as e:  # an int beyond the float range
+        raise _Bad("out of the float range") from e
+    if not math.isfinite(out):
+        raise _Bad("not finite")
+    return out
+
+
+def _integer(value: Any) -> int:
+    """An integer, possibly stored as an integral float."""
+    out = _number(value)
+    if out != math.floor(out):
+        raise _Bad("not an integer")
+    return int(value) if isinstance(value, int) else int(out)
+
+
+def _non_negative(value: float) -> float:
+    if value < 0:
+        raise _Bad("negative")
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise _Bad("not positive")
+    return value
+
+
+def _read(trial: FrozenTrial, key: str, parse: Callable[[Any], Any]) -> Any:
+    """``parse(value)`` of ``trial``'s system attribute ``key``; ``None`` if missing or bad."""
+    value = trial.system_attrs.get(key)
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except _Bad as e:
+        _warn_bad(trial, key, value, str(e))
+        return None
+
+
+# Reading: accessors ---------------------------------------------------------------------------
+
+
 def get_budget(trial: FrozenTrial) -> int | None:
-    value = trial.system_attrs.get(BUDGET)
-    return int(value) if value is not None else None
+    """The trial's current budget (``boil:budget``, a non-negative integer), or ``None``."""
+    return _read(trial, BUDGET, lambda v: int(_non_negative(_integer(v))))
+
+
+def get_cost(trial: FrozenTrial) -> tuple[int, float] | None:
+    """The latest reported ``(step, cumulative cost)`` (``boil:cost``), or ``None``."""
+
+    def parse(value: Any) -> tuple[int, float]:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise _Bad("expected [step, cost]")
+        return _integer(value[0]), _non_negative(_number(value[1]))
+
+    return _read(trial, COST, parse)
+
+
+def uses_reported_costs(trials: Iterable[FrozenTrial]) -> bool:
+    """Whether any trial holds a valid reported cost (then the model uses reported costs)."""
+    return any(get_cost(t) is not None for t in trials)
+
+
+def get_alive(trial: FrozenTrial) -> float | None:
+    """UTC epoch seconds of the pruner's latest sign of life (``boil:alive``), or ``None``."""
+    return _read(trial, ALIVE, _number)
+
+
+def get_extensions(trial: FrozenTrial) -> int:
+    """How often the pruner extended the trial's budget (``boil:extensions``); 0 if unset."""
+    out = _read(trial, EXTENSIONS, lambda v: int(_non_negative(_integer(v))))
+    return out if out is not None else 0
+
+
+def get_published_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The parameters the sampler published for the trial (``boil:params``); ``{}`` if unset.
+
+    Entries whose name is not a string or whose value is not a JSON scalar (string, number,
+    bool or null) are dropped.
+    """
+
+    def parse(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _Bad(f"expected a dict, got {type(value).__name__}")
+        return value
+
+    published = _read(trial, PARAMS, parse)
+    if not published:
+        return {}
+    out = {
+        k: v
+        for k, v in published.items()
+        if isinstance(k, str) and (v is None or isinstance(v, (str, int, float, bool)))
+    }
+    if len(out) != len(published):
+        _warn_bad(trial, PARAMS, published, "entries that are not name: scalar were dropped")
+    return out
+
+
+def retry_sources(trial: FrozenTrial) -> set[int]:
+    """Numbers of the failed trials that ``trial`` retries (``failed_trial``, ``retry_history``).
+
+    Only numbers of earlier trials (``0 <= n < trial.number``) count; anything else is ignored.
+    """
+    out: set[int] = set()
+
+    def check(value: Any) -> int:
+        n = _integer(value)
+        if not 0 <= n < trial.number:
+            raise _Bad("not the number of an earlier trial")
+        return n
+
+    failed = _read(trial, FAILED_TRIAL, check)
+    if failed is not None:
+        out.add(failed)
+    history = trial.system_attrs.get(RETRY_HISTORY)
+    if history is None:
+        return out
+    if not isinstance(history, (list, tuple)):
+        _warn_bad(trial, RETRY_HISTORY, history, "expected a list of trial numbers")
+        return out
+    bad = False
+    for entry in history:
+        try:
+            out.add(check(entry))
+        except _Bad:
+            bad = True
+    if bad:
+        _warn_bad(trial, RETRY_HISTORY, history, "entries that are not earlier trial numbers")
+    return out
+
+
+# The stored fit: required scalar keys (``True``: must be positive), optional ones and defaults.
+_FIT_SCALARS = {
+    "m0": False,
+    "g0": False,
+    "t_lengthscale": True,
+    "outputscale": True,
+    "noise": True,
+    "mean": False,
+}
+_FIT_OPTIONAL = {"slope": False, "late": True}
+
+
+def check_fit(value: Any) -> dict[str, Any]:
+    """A validated copy of a stored fit (``boil:fit``); raises ValueError naming the bad key.
+
+    Every key of :meth:`~optuna_boil._model.gp.JointGP.hyperparameters` must be a finite number
+    (lengthscales, output scale, noise and ``late`` positive) and ``x_lengthscale`` a non-empty
+    list of them; ``slope`` and ``late`` may be missing (older versions). Other keys are dropped.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a dict, got {type(value).__name__}")
+    out: dict[str, Any] = {}
+    keys: Iterable[tuple[str, bool, bool]] = [
+        *((k, pos, True) for k, pos in _FIT_SCALARS.items()),
+        *((k, pos, False) for k, pos in _FIT_OPTIONAL.items()),
+    ]
+    for key, positive, required in keys:
+        if key not in value:
+            if required:
+                raise ValueError(f"{key!r} is missing")
+            continue
+        try:
+            number = _number(value[key])
+            out[key] = _positive(number) if positive else number
+        except _Bad as e:
+            raise ValueError(f"{key!r} = {_show(value[key])}: {e}") from None
+    xl = value.get("x_lengthscale", _MISSING)
+    if xl is _MISSING:
+        raise ValueError("'x_lengthscale' is missing")
+    if not isinstance(xl, (list, tuple)) or len(xl) == 0:
+        raise ValueError(f"'x_lengthscale' = {_show(xl)}: expected a non-empty list of numbers")
+    try:
+        out["x_lengthscale"] = [_positive(_number(v)) for v in xl]
+    except _Bad as e:
+        raise ValueError(f"'x_lengthscale' = {_show(xl)}: {e}") from None
+    return out
 
 
 def latest_fit(trials: list[FrozenTrial]) -> dict[str, Any] | None:
-    """The model fit stored by the highest-numbered trial that has one."""
+    """The newest valid model fit (``boil:fit`` of the highest-numbered trial that has one).
+
+    A fit that fails :func:`check_fit` is skipped with a warning naming the trial and the key,
+    so the next newest valid fit is used, or ``None``.
+    """
     for t in sorted(trials, key=lambda t: t.number, reverse=True):
         fit = t.system_attrs.get(FIT)
-        if isinstance(fit, dict):
-            return fit
+        if fit is None:
+            continue
+        try:
+            return check_fit(fit)
+        except ValueError as e:
+            _warn_bad(t, FIT, fit, str(e))
     return None

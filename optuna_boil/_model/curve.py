@@ -40,7 +40,8 @@ M0_BOUNDS = (-2.0, 3.0)
 G0_BOUNDS = (0.5, 2.0)
 DEFAULT_M0 = 0.0
 DEFAULT_G0 = 1.0
-_HUGE = 1e150
+# Finite values are clipped to +-_HUGE, so that the difference of any two (the range) is finite.
+_HUGE = 1e307
 
 
 def step_to_grid(steps: np.ndarray, t_lo: float, t_hi: float) -> np.ndarray:
@@ -144,12 +145,17 @@ def normalise_curves(
 
     Values must already be oriented (higher is better). Non-finite values follow the package's
     policy: ``-inf`` and ``NaN`` become the worst finite value observed (0 after scaling) and
-    ``+inf`` the best (1); finite values beyond ``+-1e150`` are clipped to it. Returns the
-    scaled curves, the ``low`` end and the ``span`` of the range used.
+    ``+inf`` the best (1). Finite values beyond ``+-1e307`` are clipped to it, so the range
+    ``high - low`` is finite (at most ``2e307``) and nothing here can overflow; no value is
+    squared before it is in ``[0, 1]``. The map is monotone: a larger value never maps below a
+    smaller one. Returns the scaled curves, the ``low`` end and the ``span`` of the range used
+    (the metric is ``low + scaled * span``).
     """
-    # Values beyond +-1e150 are clipped first, so that ranges and scores cannot overflow.
-    curves = [(s, np.where(np.isfinite(v), np.clip(v, -_HUGE, _HUGE), v)) for s, v in curves]
-    finite = [v[np.isfinite(v)] for _, v in curves]
+    clipped = [
+        (s, np.where(np.isfinite(v), np.clip(v, -_HUGE, _HUGE), v))
+        for s, v in ((s, np.asarray(v, dtype=np.float64)) for s, v in curves)
+    ]
+    finite = [v[np.isfinite(v)] for _, v in clipped]
     all_finite = np.concatenate(finite) if finite else np.zeros(0)
     if all_finite.size == 0:
         low, high = 0.0, 1.0
@@ -157,8 +163,9 @@ def normalise_curves(
         low, high = float(all_finite.min()), float(all_finite.max())
     span = high - low if high > low else 1.0
     out = []
-    for steps, values in curves:
+    for steps, values in clipped:
         v = np.where(np.isnan(values), low, values)
         v = np.clip(v, low, high)
-        out.append((steps, (v - low) / span))
+        # |v - low| <= 2e307 (finite); the quotient lies in [0, 1] up to rounding: clip it there.
+        out.append((steps, np.clip((v - low) / span, 0.0, 1.0)))
     return out, low, span

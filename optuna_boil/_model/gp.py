@@ -411,29 +411,74 @@ class JointGP(gpytorch.models.ExactGP):
         }
 
     def load_hyperparameters(self, hp: dict[str, Any]) -> None:
-        """Set parameters from :meth:`hyperparameters` output (e.g. a stored warm start)."""
+        """Set parameters from :meth:`hyperparameters` output (e.g. a stored warm start).
+
+        Raises:
+            KeyError: A required key is missing.
+            ValueError: A value is not a finite number, or ``x_lengthscale`` does not hold one
+                finite number per input dimension (the message names the key). Nothing is
+                changed then.
+        """
+
+        def scalar(key: str, default: float | None = None) -> float:
+            raw = hp[key] if default is None else hp.get(key, default)
+            try:
+                value = float(raw)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"Hyperparameter {key!r} = {raw!r} is not a number.") from None
+            if not math.isfinite(value):
+                raise ValueError(f"Hyperparameter {key!r} = {raw!r} is not finite.")
+            return value
+
         kernel = self.covar_module
+        raw_xl = hp["x_lengthscale"]
+        try:
+            xl = torch.as_tensor(raw_xl, dtype=torch.float64).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(
+                f"Hyperparameter 'x_lengthscale' = {raw_xl!r} is not a list of numbers."
+            ) from None
+        if xl.numel() != kernel.raw_x_lengthscale.numel():
+            raise ValueError(
+                f"Hyperparameter 'x_lengthscale' has {xl.numel()} values, expected "
+                f"{kernel.raw_x_lengthscale.numel()}."
+            )
+        if not bool(torch.isfinite(xl).all()):
+            raise ValueError(f"Hyperparameter 'x_lengthscale' = {raw_xl!r} is not finite.")
+        values = {
+            key: scalar(key, default)
+            for key, default in [
+                ("t_lengthscale", None),
+                ("outputscale", None),
+                ("noise", None),
+                ("mean", None),
+                ("slope", 0.0),
+                ("late", 0.5),
+            ]
+        }
+        m0 = scalar("m0") if self.compression.learn else 0.0
+        g0 = scalar("g0") if self.compression.learn else 0.0
         with torch.no_grad():
-            xl = torch.as_tensor(hp["x_lengthscale"], dtype=torch.float64)
-            if xl.numel() == kernel.raw_x_lengthscale.numel():
-                kernel.raw_x_lengthscale.copy_(
-                    kernel.raw_x_lengthscale_constraint.inverse_transform(xl.clamp_min(1e-4))
+            kernel.raw_x_lengthscale.copy_(
+                kernel.raw_x_lengthscale_constraint.inverse_transform(
+                    xl.clamp_min(1e-4).reshape(kernel.raw_x_lengthscale.shape)
                 )
-            tl = torch.tensor([max(float(hp["t_lengthscale"]), 1e-4)], dtype=torch.float64)
+            )
+            tl = torch.tensor([max(values["t_lengthscale"], 1e-4)], dtype=torch.float64)
             kernel.raw_t_lengthscale.copy_(
                 kernel.raw_t_lengthscale_constraint.inverse_transform(tl)
             )
-            scale = torch.tensor(max(float(hp["outputscale"]), 1e-4), dtype=torch.float64)
+            scale = torch.tensor(max(values["outputscale"], 1e-4), dtype=torch.float64)
             kernel.raw_outputscale.copy_(
                 kernel.raw_outputscale_constraint.inverse_transform(scale)
             )
-            self.likelihood.noise = torch.tensor(max(float(hp["noise"]), 2 * MIN_NOISE))
-            self.mean_module.constant.fill_(float(hp["mean"]))
-            self.mean_module.slope.fill_(float(hp.get("slope", 0.0)))
-            late = torch.tensor(max(float(hp.get("late", 0.5)), 1e-4), dtype=torch.float64)
+            self.likelihood.noise = torch.tensor(max(values["noise"], 2 * MIN_NOISE))
+            self.mean_module.constant.fill_(values["mean"])
+            self.mean_module.slope.fill_(values["slope"])
+            late = torch.tensor(max(values["late"], 1e-4), dtype=torch.float64)
             kernel.raw_late.copy_(kernel.raw_late_constraint.inverse_transform(late))
         if self.compression.learn:
-            self.compression.set(float(hp["m0"]), float(hp["g0"]))
+            self.compression.set(m0, g0)
 
     # Fitting ---------------------------------------------------------------------------------
 
