@@ -159,7 +159,7 @@ def budget_range(study: Study, trials: Sequence[FrozenTrial]) -> BudgetRange:
     trials. Without a BOILPruner the stored range is used (budgets are then not enforced), and
     without one either the range of the reported steps.
     """
-    stored = get_resources(study)
+    stored = _storage.get_resources(study)
     pruner = study.pruner
     from_zero = zero_based(trials)
     reported = max((t.last_step for t in trials if t.last_step is not None), default=None)
@@ -171,7 +171,7 @@ def budget_range(study: Study, trials: Sequence[FrozenTrial]) -> BudgetRange:
             resolved = resolve_auto(trials)
             if resolved is None:
                 return BudgetRange(lo, None, True)
-            set_resources(study, lo, resolved, auto=True)
+            _storage.set_resources(study, lo, resolved, auto=True)
             return BudgetRange(lo, resolved, True)
         assert isinstance(hi, int)
         if stored is None or stored[:2] != (lo, hi) or stored[2]:
@@ -181,7 +181,7 @@ def budget_range(study: Study, trials: Sequence[FrozenTrial]) -> BudgetRange:
                     f"BOILPruner(min_resource={lo}, max_resource={hi}); using and storing the "
                     "pruner's."
                 )
-            set_resources(study, lo, hi, auto=False)
+            _storage.set_resources(study, lo, hi, auto=False)
         return BudgetRange(lo, full_step(hi, from_zero, reported), True)
     if stored is not None:
         lo, hi, auto = stored
@@ -301,29 +301,6 @@ class Context:
                 what = "the stored warm start" if start is not None else "the defaults"
                 get_logger().warning(f"The BOIL model could not be fitted from {what} ({reason}).")
         return None, f"model fit failed ({reason})"
-
-
-RESOURCES = "boil:resources"  # TODO(lead): move to _storage once its validation lands.
-USER_FALLBACK = "boil_fallback"
-
-
-def get_resources(study: Study) -> tuple[int, int, bool] | None:
-    """The stored ``(min_resource, max_resource, auto)`` of the study, if valid."""
-    value = study._storage.get_study_system_attrs(study._study_id).get(RESOURCES)
-    if not isinstance(value, dict):
-        return None
-    lo, hi, auto = value.get("min_resource"), value.get("max_resource"), value.get("auto")
-    if not (isinstance(lo, int) and isinstance(hi, int) and isinstance(auto, bool) and lo <= hi):
-        get_logger().warning(f"Ignoring the study's malformed {RESOURCES!r} attribute {value!r}.")
-        return None
-    return lo, hi, auto
-
-
-def set_resources(study: Study, lo: int, hi: int, auto: bool) -> None:
-    """Store the resolved budget range in the study's system attributes."""
-    study._storage.set_study_system_attr(
-        study._study_id, RESOURCES, {"min_resource": lo, "max_resource": hi, "auto": auto}
-    )
 
 
 def read_trials(study: Study) -> list[FrozenTrial]:

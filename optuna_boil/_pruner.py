@@ -109,7 +109,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
             return _context.full_step(self._max_resource, min(iv) == 0, max(iv))
         sid = study._study_id
         if sid not in self._auto:
-            stored = _context.get_resources(study)
+            stored = _storage.get_resources(study)
             if stored is not None and stored[2] and stored[0] == self._min_resource:
                 self._auto[sid] = stored[1]
             else:  # Not resolved yet (until a trial has finished): resolve from the trials.

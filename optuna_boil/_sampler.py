@@ -338,7 +338,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
                 (study.study_name, "fallback", fallback),
                 f"Trial {trial.number} is sampled at random: {fallback}.",
             )
-            _storage.set_user(study, tid, _context.USER_FALLBACK, fallback)
+            _storage.set_user(study, tid, _storage.USER_FALLBACK, fallback)
         _storage.set_system(study, tid, _storage.PARAMS, {})
         budget = ctx.startup_budget() if ctx.range.enforced else None
         if budget is not None:

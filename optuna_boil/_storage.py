@@ -18,7 +18,14 @@ is the model's prediction, when the trial started, of the configuration's compre
 full budget, in the metric's units: with the default target, a late-weighted average of the
 curve, so a little below the final value of a curve that is still rising):
 ``boil_budget``, ``boil_initial_budget``, ``boil_predicted_score``, ``boil_log_acq``,
-``boil_extensions`` and ``boil_stop`` (why the pruner stopped the trial).
+``boil_extensions``, ``boil_stop`` (why the pruner stopped the trial) and ``boil_fallback`` (why
+a decision fell back to random sampling, e.g. a failed model fit).
+
+Study system attribute:
+
+* ``boil:resources`` (dict ``{"min_resource": int, "max_resource": int, "auto": bool}``): the
+  study's budget range, stored once it is known (for ``"auto"``, once a trial has finished), so
+  every process, :func:`~optuna_boil.recommend` and the dashboard agree.
 
 Optuna's own system attributes read here: ``failed_trial`` (int) and ``retry_history`` (list of
 int), written by :class:`~optuna.storages.RetryFailedTrialCallback` on a retried trial.
@@ -58,6 +65,7 @@ PARAMS = "boil:params"
 FIT = "boil:fit"
 COST = "boil:cost"
 EXTENSIONS = "boil:extensions"
+RESOURCES = "boil:resources"
 ALIVE = "boil:alive"
 FAILED_TRIAL = "failed_trial"
 RETRY_HISTORY = "retry_history"
@@ -68,6 +76,7 @@ USER_PREDICTED_SCORE = "boil_predicted_score"
 USER_LOG_ACQ = "boil_log_acq"
 USER_EXTENSIONS = "boil_extensions"
 USER_STOP = "boil_stop"
+USER_FALLBACK = "boil_fallback"
 
 
 def _json_safe(value: Any) -> Any:
@@ -314,3 +323,39 @@ def latest_fit(trials: list[FrozenTrial]) -> dict[str, Any] | None:
         except ValueError as e:
             _warn_bad(t, FIT, fit, str(e))
     return None
+
+
+# Study attributes -------------------------------------------------------------------------------
+
+
+def get_resources(study: optuna.Study) -> tuple[int, int, bool] | None:
+    """The study's stored ``(min_resource, max_resource, auto)``, or ``None`` (unset or bad)."""
+    value = study._storage.get_study_system_attrs(study._study_id).get(RESOURCES)
+    if value is None:
+        return None
+    lo = value.get("min_resource") if isinstance(value, dict) else None
+    hi = value.get("max_resource") if isinstance(value, dict) else None
+    auto = value.get("auto") if isinstance(value, dict) else None
+    ok = (
+        isinstance(lo, int)
+        and isinstance(hi, int)
+        and not isinstance(lo, bool)
+        and not isinstance(hi, bool)
+        and isinstance(auto, bool)
+        and 0 <= lo <= hi
+    )
+    if not ok:
+        warn_once(
+            (study.study_name, RESOURCES, _show(value)),
+            f"Ignoring the study's malformed {RESOURCES!r} attribute: {_show(value)}.",
+        )
+        return None
+    assert isinstance(lo, int) and isinstance(hi, int) and isinstance(auto, bool)
+    return lo, hi, auto
+
+
+def set_resources(study: optuna.Study, lo: int, hi: int, auto: bool) -> None:
+    """Store the study's budget range."""
+    study._storage.set_study_system_attr(
+        study._study_id, RESOURCES, {"min_resource": lo, "max_resource": hi, "auto": auto}
+    )

@@ -285,15 +285,18 @@ class Compression(gpytorch.Module):
         self.register_constraint("raw_m0", Interval(*_curve.M0_BOUNDS))
         self.register_constraint("raw_g0", Interval(*_curve.G0_BOUNDS))
         if self.learn:
-            # Centred on BOIL's defaults; wide enough to move when the data say so.
+            # Centred on BOIL's defaults. The marginal likelihood of targets that depend on
+            # (m0, g0) favours the flattest weighting (it smooths the targets), which put g0 on
+            # its lower bound in most fits with sd 0.5; these priors let the data move the
+            # weighting only when they say so clearly.
             self.register_prior(
                 "m0_prior",
-                NormalPrior(_curve.DEFAULT_M0, 1.0, validate_args=False),
+                NormalPrior(_curve.DEFAULT_M0, 0.5, validate_args=False),
                 lambda m: m.m0,
             )
             self.register_prior(
                 "g0_prior",
-                NormalPrior(_curve.DEFAULT_G0, 0.5, validate_args=False),
+                NormalPrior(_curve.DEFAULT_G0, 0.2, validate_args=False),
                 lambda m: m.g0,
             )
         self.set(_curve.DEFAULT_M0, _curve.DEFAULT_G0)
@@ -312,8 +315,13 @@ class Compression(gpytorch.Module):
         lo, hi = _curve.G0_BOUNDS
         g0 = float(np.clip(g0, lo + 1e-6, hi - 1e-6))
         with torch.no_grad():
-            self.raw_m0.copy_(self.raw_m0_constraint.inverse_transform(torch.tensor(m0)))
-            self.raw_g0.copy_(self.raw_g0_constraint.inverse_transform(torch.tensor(g0)))
+            f64 = torch.float64
+            self.raw_m0.copy_(
+                self.raw_m0_constraint.inverse_transform(torch.tensor(m0, dtype=f64))
+            )
+            self.raw_g0.copy_(
+                self.raw_g0_constraint.inverse_transform(torch.tensor(g0, dtype=f64))
+            )
 
     def forward(self, curves: _curve.PaddedCurves) -> torch.Tensor:
         return _curve.compress(curves, self.m0, self.g0, self.target)
@@ -346,12 +354,20 @@ class JointGP(gpytorch.models.ExactGP):
         self._trainable_list: list[tuple[str, torch.nn.Parameter]] | None = None
         self.double()
         with torch.no_grad():
-            self.likelihood.noise = torch.tensor(1e-3)
+            self.likelihood.noise = torch.tensor(1e-3, dtype=torch.float64)
             kernel = self.covar_module
-            kernel.raw_outputscale.fill_(float(Positive().inverse_transform(torch.tensor(1.0))))
-            kernel.raw_x_lengthscale.fill_(float(Positive().inverse_transform(torch.tensor(0.5))))
-            kernel.raw_t_lengthscale.fill_(float(Positive().inverse_transform(torch.tensor(0.5))))
-            kernel.raw_late.fill_(float(Positive().inverse_transform(torch.tensor(0.5))))
+            kernel.raw_outputscale.fill_(
+                float(Positive().inverse_transform(torch.tensor(1.0, dtype=torch.float64)))
+            )
+            kernel.raw_x_lengthscale.fill_(
+                float(Positive().inverse_transform(torch.tensor(0.5, dtype=torch.float64)))
+            )
+            kernel.raw_t_lengthscale.fill_(
+                float(Positive().inverse_transform(torch.tensor(0.5, dtype=torch.float64)))
+            )
+            kernel.raw_late.fill_(
+                float(Positive().inverse_transform(torch.tensor(0.5, dtype=torch.float64)))
+            )
         self.y_mean = 0.0
         self.y_std = 1.0
         self.scores = torch.zeros(X.shape[0], dtype=X.dtype)
@@ -472,7 +488,9 @@ class JointGP(gpytorch.models.ExactGP):
             kernel.raw_outputscale.copy_(
                 kernel.raw_outputscale_constraint.inverse_transform(scale)
             )
-            self.likelihood.noise = torch.tensor(max(values["noise"], 2 * MIN_NOISE))
+            self.likelihood.noise = torch.tensor(
+                max(values["noise"], 2 * MIN_NOISE), dtype=torch.float64
+            )
             self.mean_module.constant.fill_(values["mean"])
             self.mean_module.slope.fill_(values["slope"])
             late = torch.tensor(max(values["late"], 1e-4), dtype=torch.float64)
