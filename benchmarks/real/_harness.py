@@ -1,20 +1,34 @@
-"""Shared harness of the real-training benchmarks: methods, budget accounting, records, summary.
+"""Shared harness of the real-training benchmarks: methods, run loop, records, summary, CLI.
 
-Protocol: every method gets the same total budget of training steps per run (episodes or
-epochs), counted over all trials: reaching report step ``s`` costs ``s - previous step`` of the
-trial (trials train from scratch, so a trial stopped at step ``s`` cost ``s``). The run ends when
-the next report would exceed the budget. Wall time is split into training time (inside the
-task's training code) and optimiser overhead (everything else: ``suggest_*``, ``should_prune``,
-study bookkeeping). At the end, each method's recommended configuration (``optuna_boil.recommend``
-for the BOIL variants, otherwise the best COMPLETE trial, falling back to the best last report)
-is retrained once for the full number of steps with a fresh seed; that value (outside the budget
-and the timings) estimates the recommendation's true quality.
+Protocol: every method gets the same total budget of training steps per run (episodes, epochs or
+boosting rounds), counted over all trials: reaching report step ``s`` costs ``s - previous step``
+of the trial (trials train from scratch, so a trial stopped at step ``s`` cost ``s``). The run
+ends when the next report would exceed the budget. A trial that reaches the task's last step ends
+COMPLETE with its last value (what ``study.best_trial`` looks at); a trial stopped earlier (by
+its pruner, or by the end of the budget) ends PRUNED.
+
+Every report of a run is logged as an event ``[steps used, wall s, training s, trial, step,
+value]``; the metrics a user sees at 25 / 50 / 100 % of the budget are computed from that log
+(:func:`checkpoint`): the best value reported at any step, the best COMPLETE trial's value and
+the number of COMPLETE trials. Wall time is split into training time (inside the task's training
+code) and optimiser overhead (everything else: ``suggest_*``, ``should_prune``, bookkeeping).
+The optuna-boil method also receives each trial's cumulative training seconds through
+``optuna_boil.report_cost`` after every report, so it weighs budgets by real cost.
+
+At the end, each method's recommended configuration (``optuna_boil.recommend`` for optuna-boil,
+otherwise ``study.best_trial``, falling back to the best last report of the longest trials) is
+retrained once for the full number of steps with a fresh training seed; that value (outside the
+budget and the timings) estimates the recommendation's true quality.
+
+A task is a :class:`Task` whose ``curve`` is a generator: it trains from scratch and yields
+``(step, value)`` at every report step, and the harness stops consuming it when the trial ends.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from collections.abc import Generator
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed
@@ -28,12 +42,14 @@ import sys
 import time
 import traceback
 from typing import Any
+from typing import Literal
 import warnings
 
 import numpy as np
 import optuna
 from optuna.pruners import BasePruner
 from optuna.pruners import HyperbandPruner
+from optuna.pruners import MedianPruner
 from optuna.pruners import NopPruner
 from optuna.pruners import SuccessiveHalvingPruner
 from optuna.samplers import BaseSampler
@@ -46,38 +62,39 @@ from optuna.trial import TrialState
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 FRACTIONS = (0.25, 0.5, 1.0)
 EVAL_SEED_OFFSET = 10_000
+RECORD_FORMAT = 2  # records without this format (older harness versions) are ignored
 
 Params = dict[str, Any]
-OnReport = Callable[[int, float], bool]
+Direction = Literal["maximize", "minimize"]
+Reports = Generator[tuple[int, float], None, None]
+Curve = Callable[[Params, int, int], Reports]
 MethodFactory = Callable[[int, int, int], tuple[BaseSampler, BasePruner]]
-
-try:  # reuse the LCBench harness's table of optuna-boil variants when it is importable
-    from benchmarks.run_lcbench import BOIL_VARIANTS
-except Exception:  # pragma: no cover - the other harness is optional
-    BOIL_VARIANTS = {"boil": ({}, {}), "boil_extend": ({}, {"extend": True})}
+Event = list[float]  # [steps used, wall s, training s, trial number, step, value]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Task:
     """One real training task.
 
     Attributes:
         name: Short name, used for result file names.
-        steps: Steps at which a full training reports, increasing (e.g. 10, 20, ..., 150).
+        steps: Steps at which a full training reports, increasing (e.g. 10, 20, ..., 300).
         suggest: Suggests the hyperparameters of a trial and returns them.
-        train: ``train(params, seed, on_report)`` trains from scratch and calls
-            ``on_report(step, value)`` at every step of ``steps``; it stops when that returns
-            :obj:`True`.
-        metric: Description of the reported value (maximised).
-        unit: Unit of the steps (``"episodes"``, ``"epochs"``).
+        curve: ``curve(params, data_seed, train_seed)`` trains from scratch and yields
+            ``(step, value)`` at every step of ``steps``. ``data_seed`` is the run's seed (for
+            tasks whose data split depends on it), ``train_seed`` the trial's training seed.
+        metric: Description of the reported value.
+        unit: Unit of the steps, plural (``"episodes"``, ``"epochs"``, ``"rounds"``).
+        direction: ``"maximize"`` or ``"minimize"``.
     """
 
     name: str
-    steps: list[int]
+    steps: tuple[int, ...]
     suggest: Callable[[optuna.Trial], Params]
-    train: Callable[[Params, int, OnReport], None]
+    curve: Curve
     metric: str
     unit: str
+    direction: Direction = "maximize"
 
     @property
     def max_step(self) -> int:
@@ -85,16 +102,16 @@ class Task:
         return self.steps[-1]
 
 
-def _boil(sampler_kwargs: dict[str, Any], pruner_kwargs: dict[str, Any]) -> MethodFactory:
-    def make(seed: int, min_r: int, max_r: int) -> tuple[BaseSampler, BasePruner]:
-        import optuna_boil
+# Methods -----------------------------------------------------------------------------------
 
-        return (
-            optuna_boil.BOILSampler(seed=seed, **sampler_kwargs),
-            optuna_boil.BOILPruner(min_resource=min_r, max_resource=max_r, **pruner_kwargs),
-        )
 
-    return make
+def _boil(seed: int, min_resource: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+    import optuna_boil
+
+    return (
+        optuna_boil.BOILSampler(seed=seed),
+        optuna_boil.BOILPruner(min_resource=min_resource, max_resource=max_resource),
+    )
 
 
 METHODS: dict[str, MethodFactory] = {
@@ -103,30 +120,114 @@ METHODS: dict[str, MethodFactory] = {
         TPESampler(seed=seed),
         HyperbandPruner(min_resource=lo, max_resource=hi, reduction_factor=3),
     ),
+    "tpe_median": lambda seed, lo, hi: (TPESampler(seed=seed), MedianPruner()),
     "random_sh": lambda seed, lo, hi: (
         RandomSampler(seed=seed),
         SuccessiveHalvingPruner(min_resource=lo, reduction_factor=3),
     ),
     "gp": lambda seed, lo, hi: (GPSampler(seed=seed), NopPruner()),
-    **{name: _boil(*kwargs) for name, kwargs in BOIL_VARIANTS.items()},
+    "boil": _boil,
 }
-DEFAULT_METHODS = ("random", "tpe_hyperband", "random_sh", "gp", "boil", "boil_extend")
+BOIL_METHODS = frozenset({"boil"})
+BASELINE = "random"
 
 
-class BudgetExhausted(Exception):
-    """Raised inside a run when the global step budget is spent."""
-
-
-@dataclass
-class _Clock:
-    """Training-time accounting of one run."""
-
-    start: float
-    train: float = 0.0
+# One run -----------------------------------------------------------------------------------
 
 
 def _trial_seed(seed: int, number: int) -> int:
     return (seed * 100_003 + number * 7_919 + 17) % (2**31)
+
+
+def _better(direction: str) -> Callable[[float, float], bool]:
+    if direction == "maximize":
+        return lambda a, b: a > b
+    return lambda a, b: a < b
+
+
+def _best(values: Sequence[float], direction: str) -> float:
+    return max(values) if direction == "maximize" else min(values)
+
+
+class _Run:
+    """Budget accounting and event log of one run (one method, one seed)."""
+
+    def __init__(self, task: Task, seed: int, budget: int, report_cost: bool) -> None:
+        self.task, self.seed, self.budget, self.report_cost = task, seed, budget, report_cost
+        self.used = 0
+        self.train_s = 0.0
+        self.start = time.perf_counter()
+        self.events: list[Event] = []
+        self.stopped = False
+
+    def objective(self, trial: optuna.Trial) -> float:
+        """Train one trial until its pruner, its last step or the run's budget stops it."""
+        task = self.task
+        if self.stopped or self.used + task.steps[0] > self.budget:
+            self.stopped = True
+            trial.study.stop()
+            raise optuna.TrialPruned()
+        params = task.suggest(trial)
+        curve = task.curve(params, self.seed, _trial_seed(self.seed, trial.number))
+        prev, last, trial_train = 0, math.nan, 0.0
+        try:
+            while True:
+                mark = time.perf_counter()
+                item = next(curve, None)
+                trial_train += time.perf_counter() - mark
+                if item is None:
+                    break
+                step, value = int(item[0]), float(item[1])
+                if not math.isfinite(value):
+                    break  # a diverged training ends the trial (PRUNED, not reported)
+                if self.used + step - prev > self.budget:
+                    self.stopped = True
+                    break
+                self.used += step - prev
+                prev, last = step, value
+                trial.report(value, step)
+                if self.report_cost:
+                    import optuna_boil
+
+                    optuna_boil.report_cost(trial, trial_train)
+                now = time.perf_counter() - self.start
+                train = self.train_s + trial_train
+                self.events.append(
+                    [self.used, round(now, 3), round(train, 3), trial.number, step, _g7(value)]
+                )
+                if self.used >= self.budget:
+                    self.stopped = True
+                if self.stopped or step >= task.max_step or trial.should_prune():
+                    break
+        finally:
+            curve.close()
+            self.train_s += trial_train
+        if self.stopped:
+            trial.study.stop()
+        if prev < task.max_step:
+            raise optuna.TrialPruned()
+        return last
+
+
+def _g7(value: float) -> float:
+    """``value`` to 7 significant digits (keeps the event logs small)."""
+    return float(f"{value:.7g}")
+
+
+def checkpoint(
+    events: Sequence[Sequence[float]], x: float, max_step: int, direction: str, axis: int = 0
+) -> tuple[float, float | None, int]:
+    """What a user sees once ``event[axis] <= x`` (steps used by default).
+
+    Returns:
+        The best value reported at any step (NaN before the first report), the best COMPLETE
+        trial's value (:obj:`None` when no trial has reached ``max_step`` yet) and the number of
+        COMPLETE trials.
+    """
+    seen = [e for e in events if e[axis] <= x + 1e-9]
+    best = _best([e[5] for e in seen], direction) if seen else math.nan
+    complete = [e[5] for e in seen if e[4] >= max_step]
+    return best, (_best(complete, direction) if complete else None), len(complete)
 
 
 def run_one(task: Task, method: str, seed: int, budget: int) -> dict[str, Any]:
@@ -134,84 +235,50 @@ def run_one(task: Task, method: str, seed: int, budget: int) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler, pruner = METHODS[method](seed, task.steps[0], task.max_step)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-    clock = _Clock(time.perf_counter())
-    used = 0
-    best = -math.inf
-    trace: list[list[float]] = []  # [steps used, wall s, training s, best, trial]
-    stopped = False
-
-    def objective(trial: optuna.Trial) -> float:
-        nonlocal used, best, stopped
-        if stopped or used + task.steps[0] > budget:
-            stopped = True
-            study.stop()
-            raise optuna.TrialPruned()
-        params = task.suggest(trial)
-        state = {"prev": 0, "last": math.nan, "pruned": False, "mark": time.perf_counter()}
-
-        def on_report(step: int, value: float) -> bool:
-            nonlocal used, best, stopped
-            now = time.perf_counter()
-            clock.train += now - state["mark"]
-            try:
-                if used + step - state["prev"] > budget:
-                    stopped = True
-                    return True
-                used += step - state["prev"]
-                state["prev"], state["last"] = step, value
-                trial.report(value, step)
-                if value > best:
-                    best = value
-                    trace.append([used, now - clock.start, clock.train, value, trial.number])
-                if used >= budget:
-                    stopped = True
-                    return True
-                if step >= task.max_step:
-                    return True
-                state["pruned"] = trial.should_prune()
-                return bool(state["pruned"])
-            finally:
-                state["mark"] = time.perf_counter()
-
-        state["mark"] = time.perf_counter()
-        task.train(params, _trial_seed(seed, trial.number), on_report)
-        clock.train += time.perf_counter() - state["mark"]
-        if stopped:
-            study.stop()
-        if state["prev"] == 0:
-            raise optuna.TrialPruned()  # the budget ran out before its first report
-        if state["pruned"] or state["prev"] < task.max_step:
-            raise optuna.TrialPruned()
-        return float(state["last"])
-
+    study = optuna.create_study(direction=task.direction, sampler=sampler, pruner=pruner)
+    run = _Run(task, seed, budget, report_cost=method in BOIL_METHODS)
     error = None
     try:
-        study.optimize(objective, catch=())
+        study.optimize(run.objective, catch=())
     except Exception:
         error = traceback.format_exc()[-3000:]
-    wall = time.perf_counter() - clock.start
+    wall = time.perf_counter() - run.start
     trials = study.get_trials(deepcopy=False)
     rec_start = time.perf_counter()
     rec_number, rec_note = _recommend(study, method)
     recommend_time = time.perf_counter() - rec_start
+    checkpoints = []
+    for fraction in FRACTIONS:
+        x = fraction * budget
+        best, best_complete, n_complete = checkpoint(run.events, x, task.max_step, task.direction)
+        seen = [e for e in run.events if e[0] <= x + 1e-9]
+        checkpoints.append({
+            "fraction": fraction,
+            "best_observed": best,
+            "best_complete": best_complete,
+            "n_complete": n_complete,
+            "wall_s": seen[-1][1] if seen else 0.0,
+            "train_s": seen[-1][2] if seen else 0.0,
+        })  # fmt: skip
     record: dict[str, Any] = {
+        "format": RECORD_FORMAT,
         "task": task.name,
         "method": method,
         "seed": seed,
         "budget": budget,
         "max_step": task.max_step,
-        "steps_used": used,
-        "best_observed": best,
+        "direction": task.direction,
+        "steps_used": run.used,
         "wall_time_s": round(wall, 3),
-        "train_time_s": round(clock.train, 3),
-        "overhead_s": round(wall - clock.train, 3),
+        "train_time_s": round(run.train_s, 3),
+        "overhead_s": round(wall - run.train_s, 3),
         "recommend_time_s": round(recommend_time, 3),
-        "n_trials": len(trials),
+        "n_trials": sum(t.last_step is not None for t in trials),
         "n_complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "n_fail": sum(t.state == TrialState.FAIL for t in trials),
-        "trace": trace,
+        "checkpoints": checkpoints,
+        "events": run.events,
         "trials": [_trial_row(t) for t in trials if t.last_step is not None],
         "recommended_trial": rec_number,
         "recommend_note": rec_note,
@@ -219,6 +286,7 @@ def run_one(task: Task, method: str, seed: int, budget: int) -> dict[str, Any]:
     }
     if rec_number is not None:
         rec = next(t for t in trials if t.number == rec_number)
+        assert rec.last_step is not None
         record["recommended_params"] = rec.params
         record["recommended_observed"] = [rec.last_step, rec.intermediate_values[rec.last_step]]
         record["recommended_reeval"] = _reevaluate(task, rec.params, seed)
@@ -243,36 +311,31 @@ def _recommend(study: optuna.Study, method: str) -> tuple[int | None, str]:
     trials = [t for t in study.get_trials(deepcopy=False) if t.last_step is not None]
     if not trials:
         return None, "no trial reported"
-    if method in BOIL_VARIANTS:
+    if method in BOIL_METHODS:
         import optuna_boil
 
         try:
-            rec, predicted = optuna_boil.recommend(study)
-            return rec.number, f"optuna_boil.recommend (predicted {predicted:.4g})"
+            result = optuna_boil.recommend(study)  # (trial, predicted value, ...)
+            return result[0].number, f"optuna_boil.recommend (predicted {result[1]:.4g})"
         except Exception as e:  # reported as a finding, with the fallback used below
             note = f"optuna_boil.recommend failed: {type(e).__name__}: {e}"[:300]
     else:
-        note = "best COMPLETE trial"
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    pool = complete or trials
-    if not complete:
-        note += "; no COMPLETE trial, best (last step, last value)"
-    best = max(pool, key=lambda t: (t.last_step, t.intermediate_values[t.last_step]))
-    if complete:
-        best = max(complete, key=lambda t: t.intermediate_values[t.last_step])
-    return best.number, note
+        note = "study.best_trial"
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        return study.best_trial.number, note
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    best = max(
+        trials, key=lambda t: (t.last_step or 0, sign * t.intermediate_values[t.last_step or 0])
+    )
+    return best.number, note + "; no COMPLETE trial, best last value of the longest trials"
 
 
 def _reevaluate(task: Task, params: Params, seed: int) -> float:
-    """Value at the full number of steps of one fresh training of ``params``."""
-    values: dict[int, float] = {}
-
-    def on_report(step: int, value: float) -> bool:
-        values[step] = value
-        return False
-
-    task.train(params, EVAL_SEED_OFFSET + seed, on_report)
-    return values[max(values)] if values else math.nan
+    """Value at the last step of one fresh training of ``params`` (same data, new seed)."""
+    last = math.nan
+    for _, value in task.curve(params, seed, EVAL_SEED_OFFSET + seed):
+        last = value
+    return float(last)
 
 
 # Running -----------------------------------------------------------------------------------
@@ -280,16 +343,20 @@ def _reevaluate(task: Task, params: Params, seed: int) -> float:
 
 def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - only the torch tasks need it
+        return
     torch.set_num_threads(1)
 
 
-def _load(path: Path) -> list[dict[str, Any]]:
+def load(path: Path) -> list[dict[str, Any]]:
+    """The records of ``path`` written by this version of the harness."""
     if not path.exists():
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if r.get("format") == RECORD_FORMAT]
 
 
 def run_all(
@@ -304,7 +371,7 @@ def run_all(
     task = make_task()
     done = {
         (r["method"], r["seed"])
-        for r in _load(jsonl)
+        for r in load(jsonl)
         if r["budget"] == budget and r["max_step"] == task.max_step
     }
     todo = [(m, s) for s in seeds for m in methods if (m, s) not in done]
@@ -314,12 +381,15 @@ def run_all(
     def finish(record: dict[str, Any], i: int) -> None:
         with open(jsonl, "a") as f:
             f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        end = record["checkpoints"][-1]
+        complete = end["best_complete"]
         print(
             f"[{i}/{len(todo)}] {record['method']:<14} seed {record['seed']}  best "
-            f"{record['best_observed']:.4g}  reeval "
-            f"{record.get('recommended_reeval', math.nan):.4g}"
-            f"  trials {record['n_trials']:>3}  wall {record['wall_time_s']:.0f}s  overhead "
-            f"{record['overhead_s']:.0f}s" + ("  ERROR" if record["error"] else ""),
+            f"{end['best_observed']:.4g}  best complete "
+            f"{'none' if complete is None else f'{complete:.4g}'}  reeval "
+            f"{record.get('recommended_reeval', math.nan):.4g}  trials {record['n_trials']:>3} "
+            f"({record['n_complete']} complete)  training {record['train_time_s']:.1f}s  wall "
+            f"{record['wall_time_s']:.1f}s" + ("  ERROR" if record["error"] else ""),
             flush=True,
         )
 
@@ -343,84 +413,261 @@ def _run_in_worker(
 # Summary -----------------------------------------------------------------------------------
 
 
-def best_at(trace: Sequence[Sequence[float]], x: float, axis: int = 0) -> float:
-    """Best observed value once ``trace[axis] <= x`` (NaN before the first report)."""
-    values = [row[3] for row in trace if row[axis] <= x + 1e-9]
-    return max(values) if values else math.nan
-
-
-def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+def mean_se(values: Sequence[float | None]) -> tuple[float, float, int]:
+    """Mean, standard error and count of the finite values (NaN when there are too few)."""
     arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], float)
     if arr.size == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0
     se = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else math.nan
-    return float(arr.mean()), se
+    return float(arr.mean()), se, int(arr.size)
+
+
+def average_ranks(values: dict[str, dict[int, float | None]], direction: str) -> dict[str, float]:
+    """Mean over seeds of each method's rank (1 = best) among the methods run with that seed.
+
+    Args:
+        values: ``values[method][seed]``; :obj:`None` or NaN (e.g. no COMPLETE trial yet) ranks
+            below every value. Ties share the mean of their ranks.
+        direction: ``"maximize"`` or ``"minimize"``.
+    """
+    sign = -1.0 if direction == "maximize" else 1.0
+    ranks: dict[str, list[float]] = {m: [] for m in values}
+    seeds = sorted({s for per_seed in values.values() for s in per_seed})
+    for seed in seeds:
+        present = [m for m in values if seed in values[m]]
+        keys = {}
+        for m in present:
+            v = values[m][seed]
+            keys[m] = sign * v if v is not None and math.isfinite(v) else math.inf
+        for m in present:
+            below = sum(keys[o] < keys[m] for o in present)
+            ties = sum(keys[o] == keys[m] for o in present)
+            ranks[m].append(below + (ties + 1) / 2)
+    return {m: float(np.mean(r)) if r else math.nan for m, r in ranks.items()}
 
 
 def _fmt(mean: float, se: float, digits: int) -> str:
     if math.isnan(mean):
-        return "-"
+        return "none"
     return f"{mean:.{digits}f} ± {se:.{digits}f}" if not math.isnan(se) else f"{mean:.{digits}f}"
 
 
-def summarise(task: Task, records: list[dict[str, Any]], md: Path, png: Path) -> str:
-    """Write the Markdown table and the PNG plot of ``records``; return the Markdown."""
+def _paired(
+    mine: dict[int, float | None], base: dict[int, float | None]
+) -> tuple[float, float, int]:
+    """Mean, standard error and count of ``mine[seed] - base[seed]`` over the shared seeds."""
+    return mean_se([
+        mine[s] - base[s]  # type: ignore[operator]
+        for s in sorted(set(mine) & set(base))
+        if mine[s] is not None and base[s] is not None
+    ])  # fmt: skip
+
+
+def behind(mine: dict[int, float | None], base: dict[int, float | None], direction: str) -> str:
+    """How far a method's per-seed values ``mine`` are behind the baseline's ``base``.
+
+    Returns:
+        ``""`` when the mean (over the runs with a value) is not worse than the baseline's;
+        ``"▼▼"`` when, in addition, the mean per-seed difference is worse by more than two
+        standard errors (paired over seeds, which share the data split and training seeds);
+        ``"▼"`` otherwise.
+    """
+    m, b = mean_se(list(mine.values()))[0], mean_se(list(base.values()))[0]
+    if math.isnan(m) or math.isnan(b) or not _better(direction)(b, m):
+        return ""
+    d, se, n = _paired(mine, base)
+    worse = d < 0 if direction == "maximize" else d > 0
+    return "▼▼" if n > 1 and worse and abs(d) > 2 * se else "▼"
+
+
+def summarise(task: Task, records: list[dict[str, Any]], md: Path, png: Path | None) -> str:
+    """Write the Markdown summary (and the PNG plot unless ``png`` is None); return the text."""
     methods = [m for m in METHODS if any(r["method"] == m for r in records)]
+    methods += sorted({r["method"] for r in records} - set(methods))
     budget = records[0]["budget"]
-    digits = 4 if task.unit == "epochs" else 1
-    by = {m: [r for r in records if r["method"] == m] for m in methods}
+    digits = 1 if task.unit == "episodes" else 4
+    by = {m: sorted((r for r in records if r["method"] == m), key=lambda r: r["seed"])
+          for m in methods}  # fmt: skip
+    word = "maximised" if task.direction == "maximize" else "minimised"
+    seeds = sorted({r["seed"] for r in records})
+    pct = " / ".join(f"{f:.0%}" for f in FRACTIONS)
     lines = [
-        f"# {task.name}: {task.metric} (maximised)",
+        f"# {task.name}: {task.metric} ({word})",
         "",
-        f"Budget {budget} {task.unit} per run (every reported {task.unit[:-1]} counted), "
-        f"at most {task.max_step} {task.unit} per trial, reports at {task.steps[0]}, "
-        f"{task.steps[1] if len(task.steps) > 1 else ''}, ... Mean ± standard error over seeds.",
+        f"Budget {budget} {task.unit} per run (all trained {task.unit} of all trials), at most "
+        f"{task.max_step} {task.unit} per trial, reports at {task.steps[0]}, "
+        f"{task.steps[1] if len(task.steps) > 1 else ''}, ... Seeds {_ranges(seeds)}. "
+        "Cells: mean ± standard error over seeds, then (in brackets) the method's average rank "
+        "over seeds among the methods shown (1 = best; no COMPLETE trial ranks last). "
+        f"▼: mean worse than {BASELINE} search; ▼▼: also worse by more than 2 standard errors "
+        "in the paired per-seed difference (runs with the same seed share the data split and "
+        "the training seed of each trial number).",
+        *_provenance(records),
         "",
-        "Best observed value after 25 / 50 / 100 % of the budget; `reeval`: one fresh training "
-        f"of the final recommendation for {task.max_step} {task.unit} (outside the budget).",
+        f"## Best value reported at any step, after {pct} of the budget",
         "",
-        "| method | seeds | best @25% | best @50% | best @100% | reeval of recommendation "
-        "| trials (complete) | wall s | training s | overhead s | overhead s / trial |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | seeds | " + " | ".join(f"@{f:.0%}" for f in FRACTIONS) + " |",
+        "|---|---|" + "---|" * len(FRACTIONS),
+    ]
+    flags: list[str] = []
+    stats = {
+        key: {m: [mean_se([_cp(r, i, key) for r in by[m]]) for i in range(len(FRACTIONS))]
+              for m in methods}
+        for key in ("best_observed", "best_complete")
+    }  # fmt: skip
+    ranks = {
+        key: [average_ranks({m: {r["seed"]: _cp(r, i, key) for r in by[m]} for m in methods},
+                            task.direction) for i in range(len(FRACTIONS))]
+        for key in ("best_observed", "best_complete")
+    }  # fmt: skip
+
+    def per_seed(m: str, i: int, key: str) -> dict[int, Any]:
+        return {r["seed"]: _cp(r, i, key) for r in by[m]}
+
+    def flag_for(m: str, mine: dict[int, Any], base: dict[int, Any], what: str) -> str:
+        flag = behind(mine, base, task.direction)
+        none_mine = sum(v is None for v in mine.values())
+        none_base = sum(v is None for v in base.values())
+        flag = flag or ("▼" if none_mine > none_base else "")
+        if flag:
+            ms, bs = mean_se(list(mine.values())), mean_se(list(base.values()))
+            d, se, n = _paired(mine, base)
+            flags.append(
+                f"* {flag} **{m}**, {what}: {_fmt(ms[0], ms[1], digits)} vs {BASELINE} "
+                f"{_fmt(bs[0], bs[1], digits)}"
+                + (f"; paired difference {d:+.{digits}f} ± {se:.{digits}f} over {n} seeds"
+                   if n > 1 else "")
+                + (f"; {none_mine} vs {none_base} runs without a COMPLETE trial"
+                   if none_mine + none_base else "")
+            )  # fmt: skip
+        return flag
+
+    def cells(key: str, m: str) -> list[str]:
+        out = []
+        for i, f in enumerate(FRACTIONS):
+            mine = stats[key][m][i]
+            flag = ""
+            if BASELINE in by and m != BASELINE:
+                what = f"{key.replace('_', ' ')} @{f:.0%}"
+                flag = flag_for(m, per_seed(m, i, key), per_seed(BASELINE, i, key), what)
+            cell = f"{_fmt(mine[0], mine[1], digits)} ({ranks[key][i][m]:.1f})"
+            out.append(cell + (f" {flag}" if flag else ""))
+        return out
+
+    for m in methods:
+        errors = sum(bool(r["error"]) for r in by[m])
+        name = m + (f" ({errors} errors)" if errors else "")
+        lines.append(f"| {name} | {len(by[m])} | " + " | ".join(cells("best_observed", m)) + " |")
+    lines += [
+        "",
+        f"## Best COMPLETE trial (`study.best_trial`), after {pct} of the budget",
+        "",
+        f"COMPLETE: trained to {task.max_step} {task.unit}. The mean is over the runs that "
+        "have a COMPLETE trial; `none`: runs without one.",
+        "",
+        "| method | " + " | ".join(f"@{f:.0%}" for f in FRACTIONS)
+        + " | COMPLETE trials @" + " / ".join(f"{f:.0%}" for f in FRACTIONS)
+        + " | runs with none @" + " / ".join(f"{f:.0%}" for f in FRACTIONS) + " |",
+        "|---|" + "---|" * len(FRACTIONS) + "---|---|",
+    ]  # fmt: skip
+    for m in methods:
+        n_complete = " / ".join(
+            f"{np.mean([_cp(r, i, 'n_complete') for r in by[m]]):.1f}"
+            for i in range(len(FRACTIONS))
+        )
+        nones = " / ".join(
+            str(sum(_cp(r, i, "best_complete") is None for r in by[m]))
+            for i in range(len(FRACTIONS))
+        )
+        lines.append(
+            f"| {m} | " + " | ".join(cells("best_complete", m)) + f" | {n_complete} | {nones} |"
+        )
+    lines += [
+        "",
+        "## Cost and recommendation",
+        "",
+        "`reeval`: one fresh training (new seed) of the final recommendation for "
+        f"{task.max_step} {task.unit}, outside the budget (`optuna_boil.recommend` for boil, "
+        "`study.best_trial` otherwise). Seconds are per run: training (inside the task's code), "
+        "wall (training + optimiser) and optimiser overhead.",
+        "",
+        "| method | reeval of recommendation | trials (complete) | training s | wall s "
+        "| overhead s | overhead s / trial |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in methods:
         rs = by[m]
-        cells = [_fmt(*_mean_se([best_at(r["trace"], f * budget) for r in rs]), digits)
-                 for f in FRACTIONS]  # fmt: skip
-        reeval = _fmt(*_mean_se([r.get("recommended_reeval", math.nan) for r in rs]), digits)
-        n_trials = np.mean([r["n_trials"] for r in rs])
-        n_complete = np.mean([r["n_complete"] for r in rs])
-        wall = np.mean([r["wall_time_s"] for r in rs])
-        train = np.mean([r["train_time_s"] for r in rs])
-        over = np.mean([r["overhead_s"] for r in rs])
+        reeval = mean_se([r.get("recommended_reeval", math.nan) for r in rs])
+        flag = ""
+        if BASELINE in by and m != BASELINE:
+            flag = flag_for(
+                m,
+                {r["seed"]: r.get("recommended_reeval") for r in rs},
+                {r["seed"]: r.get("recommended_reeval") for r in by[BASELINE]},
+                "reeval of recommendation",
+            )
+        train, wall, over = (mean_se([r[k] for r in rs]) for k in
+                             ("train_time_s", "wall_time_s", "overhead_s"))  # fmt: skip
         per = np.mean([r["overhead_s"] / max(r["n_trials"], 1) for r in rs])
-        errors = sum(bool(r["error"]) for r in rs)
-        name = m + (f" ({errors} errors)" if errors else "")
         lines.append(
-            f"| {name} | {len(rs)} | {' | '.join(cells)} | {reeval} | {n_trials:.1f} "
-            f"({n_complete:.1f}) | {wall:.0f} | {train:.0f} | {over:.1f} | {per:.2f} |"
+            f"| {m} | {_fmt(reeval[0], reeval[1], digits)}{' ' + flag if flag else ''} "
+            f"| {np.mean([r['n_trials'] for r in rs]):.1f} "
+            f"({np.mean([r['n_complete'] for r in rs]):.1f}) | {_fmt(train[0], train[1], 1)} "
+            f"| {_fmt(wall[0], wall[1], 1)} | {_fmt(over[0], over[1], 1)} | {per:.3f} |"
         )
-    lines += ["", "## optuna-boil decisions", ""]
-    for m in methods:
-        if m not in BOIL_VARIANTS:
-            continue
+    lines += ["", f"## Checkpoints behind {BASELINE} search", ""]
+    lines += flags or ["None."]
+    boil = [m for m in methods if m in BOIL_METHODS]
+    if boil:
+        lines += ["", "## optuna-boil decisions", ""]
+    for m in boil:
         rows = [row for r in by[m] for row in r["trials"]]
         initial = [row[4] for row in rows if row[4] is not None]
-        final_steps = [row[2] for row in rows]
         ext = [row[6] or 0 for row in rows]
         notes = sorted({r["recommend_note"].split(" (")[0] for r in by[m]})
         rec_steps = [r["recommended_observed"][0] for r in by[m] if "recommended_observed" in r]
-        lines += [
+        lines.append(
             f"* **{m}**: {len(rows)} trials over {len(by[m])} runs; initial budgets "
-            f"{_hist(initial)}; last reported steps {_hist(final_steps)}; "
+            f"{_hist(initial)}; last reported steps {_hist([row[2] for row in rows])}; "
             f"{sum(e > 0 for e in ext)} trials extended ({sum(ext)} extensions); "
             f"recommendation: {'; '.join(notes)}; recommended trial's last step "
             f"{_hist(rec_steps)}."
-        ]
+        )
     text = "\n".join(lines) + "\n"
     md.write_text(text)
-    _plot(task, by, png)
+    if png is not None:
+        _plot(task, by, png)
     return text
+
+
+def _provenance(records: list[dict[str, Any]]) -> list[str]:
+    upgraded = sorted({r["method"] for r in records if r.get("upgraded_from")})
+    if not upgraded:
+        return []
+    return [
+        "",
+        f"Runs of {', '.join(upgraded)} come from the first harness version (before `tpe_median` "
+        "and `report_cost`), converted by `python -m benchmarks.real.upgrade` (exact checkpoint "
+        "metrics; times only for reports that improved the best value).",
+    ]
+
+
+def _cp(record: dict[str, Any], i: int, key: str) -> Any:
+    return record["checkpoints"][i][key]
+
+
+def _ranges(values: Sequence[int]) -> str:
+    if not values:
+        return "-"
+    parts, start, prev = [], values[0], values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        parts.append(f"{start}-{prev}" if prev > start else f"{start}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(parts)
 
 
 def _hist(values: Sequence[Any]) -> str:
@@ -437,39 +684,64 @@ def _plot(task: Task, by: dict[str, list[dict[str, Any]]], png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     budget = next(iter(by.values()))[0]["budget"]
     max_wall = max(r["wall_time_s"] for rs in by.values() for r in rs)
+    panels = (
+        (axes[0], 0, np.linspace(task.steps[0], budget, 100), 0),
+        (axes[1], 0, np.linspace(task.steps[0], budget, 100), 1),
+        (axes[2], 1, np.linspace(0.0, max_wall, 100), 0),
+    )
+    shown: dict[int, list[float]] = {k: [] for k in range(len(panels))}  # y values to frame
     for m, rs in by.items():
-        for ax, axis, grid in (
-            (axes[0], 0, np.linspace(task.steps[0], budget, 100)),
-            (axes[1], 1, np.linspace(0.0, max_wall, 100)),
-        ):
-            ys = np.array([[best_at(r["trace"], x, axis) for x in grid] for r in rs])
-            ok = ~np.isnan(ys).any(axis=0)
-            mean = np.nanmean(np.where(np.isnan(ys), np.nan, ys), axis=0)
-            se = np.nanstd(ys, axis=0, ddof=1) / np.sqrt(len(rs)) if len(rs) > 1 else 0 * mean
-            style = "-" if m.startswith("boil") else "--"
+        for k, (ax, axis, grid, which) in enumerate(panels):
+            ys = np.full((len(rs), grid.size), np.nan)
+            for i, r in enumerate(rs):
+                for j, x in enumerate(grid):
+                    value = checkpoint(r["events"], x, task.max_step, task.direction, axis)[which]
+                    ys[i, j] = math.nan if value is None else value
+            count = (~np.isnan(ys)).sum(axis=0)
+            ok = count > 0
+            if axis == 1:  # the line ends where the method's last run ended
+                ok &= grid <= max(r["wall_time_s"] for r in rs)
+            if not ok.any():
+                continue
+            mean = np.full(grid.size, np.nan)
+            se = np.zeros(grid.size)
+            mean[ok] = np.nanmean(ys[:, ok], axis=0)
+            many = count > 1
+            se[many] = np.nanstd(ys[:, many], axis=0, ddof=1) / np.sqrt(count[many])
+            style = "-" if m in BOIL_METHODS else "--"
             (line,) = ax.plot(grid[ok], mean[ok], style, label=m)
+            late = ok & (grid >= grid[0] + 0.1 * (grid[-1] - grid[0]))
+            shown[k] += [*(mean - se)[late], *(mean + se)[late]]
             ax.fill_between(grid[ok], (mean - se)[ok], (mean + se)[ok], alpha=0.15,
                             color=line.get_color())  # fmt: skip
+    axes[0].set_ylabel(f"best reported: {task.metric}")
+    axes[1].set_ylabel(f"best COMPLETE trial: {task.metric}")
+    axes[2].set_ylabel(f"best reported: {task.metric}")
     axes[0].set_xlabel(f"{task.unit} used (all trials)")
-    axes[1].set_xlabel("wall time (s), training + optimiser overhead")
-    for ax in axes:
-        ax.set_ylabel(f"best observed: {task.metric}")
+    axes[1].set_xlabel(f"{task.unit} used (all trials); mean over runs with a COMPLETE trial")
+    axes[2].set_xlabel("wall time (s), training + optimiser overhead")
+    for k, ax in enumerate(axes):
         ax.grid(alpha=0.3)
+        if shown[k]:  # frame the curves after the first 10 % of the x range
+            low, high = min(shown[k]), max(shown[k])
+            pad = 0.1 * (high - low) or 0.05 * abs(high) or 1.0
+            ax.set_ylim(low - pad, high + pad)
     axes[0].legend(fontsize=8)
-    n = len(next(iter(by.values())))
-    fig.suptitle(f"{task.name}: mean ± s.e. over {n} seeds, budget {budget} {task.unit}")
+    n = max(len(rs) for rs in by.values())
+    fig.suptitle(f"{task.name}: mean ± s.e. over up to {n} seeds, budget {budget} {task.unit}")
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=100)
     plt.close(fig)
 
 
 # Command line ------------------------------------------------------------------------------
 
 
-def _parse_seeds(spec: str) -> list[int]:
+def parse_seeds(spec: str) -> list[int]:
+    """``"0-2,5"`` -> ``[0, 1, 2, 5]``."""
     seeds: list[int] = []
     for item in spec.split(","):
         low, _, high = item.partition("-")
@@ -481,7 +753,7 @@ def main(
     argv: list[str] | None,
     *,
     description: str,
-    make_task: Callable[[argparse.Namespace], Task],
+    make_task: Callable[[int], Task],
     defaults: dict[str, Any],
     quick: dict[str, Any],
     step_option: str,
@@ -491,46 +763,49 @@ def main(
     Args:
         argv: Arguments (``None``: ``sys.argv``).
         description: Help text.
-        make_task: Builds the task from the parsed arguments; a module-level function, so that
-            worker processes can build it.
+        make_task: Builds the task from the number of steps of a full training; a module-level
+            function, so that worker processes can build it.
         defaults: ``budget``, ``max_steps`` and ``seeds`` of a full run.
         quick: The same for ``--quick``.
         step_option: Name of the option giving the steps of a full training.
     """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                        help=f"comma list from {', '.join(METHODS)}")  # fmt: skip
+    default_methods = ",".join(m for m in METHODS)
+    parser.add_argument("--methods", default=default_methods,
+                        help=f"comma list (default {default_methods})")  # fmt: skip
     parser.add_argument("--seeds", help=f"seeds, e.g. 0-4 (default {defaults['seeds']})")
     parser.add_argument("--budget", type=int, help=f"steps per run (default {defaults['budget']})")
     default_steps = defaults["max_steps"]
     parser.add_argument(step_option, dest="max_steps", type=int,
                         help=f"steps of a full training (default {default_steps})")  # fmt: skip
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--quick", action="store_true", help="smoke test (< 60 s)")
     parser.add_argument("--summary-only", action="store_true", help="only redo table and plot")
+    parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
     base = quick if args.quick else defaults
-    args.max_steps = args.max_steps or base["max_steps"]
-    args.max_episodes = args.max_epochs = args.max_steps
+    max_steps = args.max_steps or base["max_steps"]
     budget = args.budget or base["budget"]
-    seeds = _parse_seeds(args.seeds or base["seeds"])
+    seeds = parse_seeds(args.seeds or base["seeds"])
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         sys.exit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
-    task = make_task(args)
+    build = functools.partial(make_task, max_steps)
+    task = build()
     stem = f"real_{task.name}" + ("_quick" if args.quick else "")
     jsonl = args.out / f"{stem}.jsonl"
     start = time.perf_counter()
     if not args.summary_only:
-        run_all(functools.partial(make_task, args), methods, seeds, budget, jsonl, args.jobs)
+        run_all(build, methods, seeds, budget, jsonl, args.jobs)
     records = [
         r
-        for r in _load(jsonl)
+        for r in load(jsonl)
         if r["budget"] == budget and r["max_step"] == task.max_step and r["method"] in methods
         and r["seed"] in seeds
     ]  # fmt: skip
     if records:
-        print(summarise(task, records, args.out / f"{stem}.md", args.out / f"{stem}.png"))
+        png = None if args.no_plot else args.out / f"{stem}.png"
+        print(summarise(task, records, args.out / f"{stem}.md", png))
     print(f"done in {time.perf_counter() - start:.0f}s -> {args.out / stem}.*")

@@ -17,9 +17,7 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
-import math
+import functools
 from typing import Any
 
 import numpy as np
@@ -87,33 +85,40 @@ def _mlp(obs_dim: int, n_actions: int) -> nn.Module:
     )  # fmt: skip
 
 
-def train_ddqn(
-    params: dict[str, Any],
-    seed: int,
-    max_episodes: int,
-    on_report: Callable[[int, float], bool],
-) -> None:
-    """Train a Double DQN, calling ``on_report(episode, mean_return_last_10)`` every 10 episodes.
+def curve(
+    params: dict[str, Any], data_seed: int, seed: int, max_episodes: int
+) -> _harness.Reports:
+    """Train a Double DQN, yielding ``(episode, mean_return_last_10)`` every 10 episodes.
 
     Args:
         params: ``lr``, ``gamma`` and ``tau``.
+        data_seed: Unused (the environment is seeded by ``seed``).
         seed: Seed of the environment, the network and the exploration.
-        max_episodes: Episodes to train at most.
-        on_report: Called after every ``REPORT_EVERY`` episodes; training stops when it returns
-            :obj:`True`.
+        max_episodes: Episodes of a full training.
     """
+    del data_seed
     import gymnasium as gym
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     env = gym.make("CartPole-v1", max_episode_steps=EPISODE_LIMIT)
+    try:
+        yield from _episodes(env, params, seed, rng, max_episodes)
+    finally:
+        env.close()
+
+
+def _episodes(
+    env: Any, params: dict[str, Any], seed: int, rng: np.random.Generator, max_episodes: int
+) -> _harness.Reports:
     obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
     online, target = _mlp(obs_dim, n_actions), _mlp(obs_dim, n_actions)
     target.load_state_dict(online.state_dict())
     for p in target.parameters():
         p.requires_grad_(False)
     optimiser = torch.optim.Adam(online.parameters(), lr=params["lr"], fused=True)
-    online_params, target_params = list(online.parameters()), list(target.parameters())
+    online_params: list[torch.Tensor] = list(online.parameters())
+    target_params: list[torch.Tensor] = list(target.parameters())
     gamma, tau = float(params["gamma"]), float(params["tau"])
     replay = _Replay(BUFFER, obs_dim)
     returns: list[float] = []
@@ -148,26 +153,19 @@ def train_ddqn(
                     torch._foreach_lerp_(target_params, online_params, tau)
         returns.append(total)
         if episode % REPORT_EVERY == 0:
-            value = float(np.mean(returns[-REPORT_EVERY:]))
-            if not math.isfinite(value) or on_report(episode, value):
-                break
-    env.close()
+            yield episode, float(np.mean(returns[-REPORT_EVERY:]))
 
 
 def make_task(max_episodes: int) -> _harness.Task:
     """The CartPole task description for the harness."""
     return _harness.Task(
         name="cartpole",
-        steps=list(range(REPORT_EVERY, max_episodes + 1, REPORT_EVERY)),
+        steps=tuple(range(REPORT_EVERY, max_episodes + 1, REPORT_EVERY)),
         suggest=suggest,
-        train=lambda params, seed, on_report: train_ddqn(params, seed, max_episodes, on_report),
+        curve=functools.partial(curve, max_episodes=max_episodes),
         metric="mean return of the last 10 episodes",
         unit="episodes",
     )
-
-
-def _task_from_args(args: argparse.Namespace) -> _harness.Task:
-    return make_task(args.max_steps)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     _harness.main(
         argv,
         description=__doc__.split("\n\n")[0],
-        make_task=_task_from_args,
+        make_task=make_task,
         defaults={"budget": 1500, "max_steps": 150, "seeds": "0-2"},
         quick={"budget": 120, "max_steps": 40, "seeds": "0"},
         step_option="--max-episodes",
