@@ -193,8 +193,5 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
                 with _context.FIT_LOCK, _context.limit_threads():
                     decision = fitted.budget_for(x, np.random.RandomState(seed))
                 budget = decision.t
-        tid = trial._trial_id
-        _storage.set_system(study, tid, _storage.BUDGET, int(budget))
-        _storage.set_user(study, tid, _storage.USER_BUDGET, int(budget))
-        _storage.set_user(study, tid, _storage.USER_INITIAL_BUDGET, int(budget))
+        _storage.set_initial_budget(study, trial._trial_id, budget)
         return int(budget)

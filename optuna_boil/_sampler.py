@@ -342,9 +342,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         _storage.set_system(study, tid, _storage.PARAMS, {})
         budget = ctx.startup_budget() if ctx.range.enforced else None
         if budget is not None:
-            _storage.set_system(study, tid, _storage.BUDGET, budget)
-            _storage.set_user(study, tid, _storage.USER_BUDGET, budget)
-            _storage.set_user(study, tid, _storage.USER_INITIAL_BUDGET, budget)
+            _storage.set_initial_budget(study, tid, budget)
 
     def _publish(
         self,
@@ -357,9 +355,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
     ) -> None:
         tid = trial._trial_id
         if enforced:
-            _storage.set_system(study, tid, _storage.BUDGET, int(decision.t))
-            _storage.set_user(study, tid, _storage.USER_BUDGET, int(decision.t))
-            _storage.set_user(study, tid, _storage.USER_INITIAL_BUDGET, int(decision.t))
+            _storage.set_initial_budget(study, tid, decision.t)
         _storage.set_system(study, tid, _storage.PARAMS, space.decode(decision.x))
         _context.publish_decision(study, trial, fitted, decision, initial=True)
 

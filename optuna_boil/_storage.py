@@ -95,6 +95,13 @@ def set_system(study: optuna.Study, trial_id: int, key: str, value: Any) -> None
     study._storage.set_trial_system_attr(trial_id, key, _json_safe(value))
 
 
+def set_initial_budget(study: optuna.Study, trial_id: int, budget: int) -> None:
+    """Publish a trial's first budget (system attribute, and the dashboard's two columns)."""
+    set_system(study, trial_id, BUDGET, int(budget))
+    set_user(study, trial_id, USER_BUDGET, int(budget))
+    set_user(study, trial_id, USER_INITIAL_BUDGET, int(budget))
+
+
 def set_user(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:
     """Write a trial user attribute (non-finite floats are stored as ``None``)."""
     study._storage.set_trial_user_attr(trial_id, key, _json_safe(value))

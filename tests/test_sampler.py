@@ -271,3 +271,33 @@ def test_a_failing_fit_is_visible_and_the_study_goes_on(monkeypatch: pytest.Monk
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
     fallbacks = [t.user_attrs.get("boil_fallback") for t in study.trials[4:]]
     assert all(f is not None and "cholesky exploded" in f for f in fallbacks)
+
+
+def test_concurrent_threads_never_take_the_same_configuration_and_budget() -> None:
+    """Four threads deciding at the same moments: no two trials share (x, initial budget)."""
+    import time
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+        value = 0.0
+        for step in range(1, MAX + 1):
+            time.sleep(0.01)
+            value = (1 - (x - 0.3) ** 2) * (1 - math.exp(-step * lr * 40))
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study = boil_study()
+    study.optimize(objective, n_trials=24, n_jobs=4)
+    chosen = [
+        (t.params["x"], math.log(t.params["lr"]), t.user_attrs.get("boil_initial_budget"))
+        for t in study.trials
+    ]
+    span = math.log(1e-1) - math.log(1e-3)
+    for i in range(len(chosen)):
+        for j in range(i):
+            (xi, li, bi), (xj, lj, bj) = chosen[i], chosen[j]
+            same_x = abs(xi - xj) <= 1e-3 and abs(li - lj) / span <= 1e-3
+            assert not (same_x and bi == bj), (i, j, chosen[i])
