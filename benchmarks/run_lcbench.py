@@ -6,10 +6,13 @@ cost from the surrogate's cumulative ``time`` target. One JSON line per run (met
 seed) is appended to ``<out>/<method>.jsonl``; runs already there are skipped, so new methods
 can be added to an existing comparison. Summarise with ``summarize_lcbench.py``.
 
+Only the 24 development tasks (``DEV_TASKS``) are run unless ``--allow-heldout`` is given: the
+other LCBench tasks are held out for an independent evaluation.
+
 Examples::
 
     python -m benchmarks.run_lcbench --quick                      # CI-sized smoke run
-    python -m benchmarks.run_lcbench --methods baselines --jobs 2  # everything but boil
+    python -m benchmarks.run_lcbench --methods baselines           # everything but boil
     python -m benchmarks.run_lcbench --methods boil,boil_noaug --tasks 3945 --seeds 0,1
 """
 
@@ -63,7 +66,7 @@ from benchmarks.lcbench import search_space
 
 
 METRIC = "val_balanced_accuracy"
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "lcbench"
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "lcbench24"
 QUICK_OUT = Path(tempfile.gettempdir()) / "optuna-boil-lcbench-quick"
 DEHB_WORKER = Path(__file__).resolve().with_name("dehb_worker.py")
 DEHB_PYTHON_ENV = "OPTUNA_BOIL_DEHB_PYTHON"
@@ -86,32 +89,43 @@ METHODS: dict[str, MethodFactory] = {
     "gp": lambda seed: (GPSampler(seed=seed), NopPruner()),
 }
 
-# optuna-boil variants: name -> (extra BOILSampler kwargs, extra BOILPruner kwargs).
-# Every variant gets BOILSampler(seed=seed) and BOILPruner(min_resource=1, max_resource=52).
-BOIL_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "boil": ({}, {}),
-    "boil_noaug": ({"augmentation": False}, {}),
-    "boil_nocost": ({"cost_aware": False}, {}),
-    "boil_extend": ({}, {"extend": True}),
-    "boil_learned": ({"learn_compression": True}, {}),
-    "boil_final": ({"target": "final"}, {}),
-    "boil_paper": ({"target": "paper"}, {}),
-    "boil_budget_ei": ({"acquisition": "budget"}, {}),
+# optuna-boil variants: name -> option overrides of ``BOILSampler._configure``. Every variant
+# gets ``BOILSampler(seed=seed)`` (then ``_configure(**overrides)``) and
+# ``BOILPruner(min_resource=1, max_resource=52)``.
+BOIL_VARIANTS: dict[str, dict[str, Any]] = {
+    "boil": {},
+    "boil_fixed_compression": {"learn_compression": False},
+    "boil_noaug": {"augmentation": False},
+    "boil_nocost": {"cost_aware": False},
+    "boil_no_cashin": {"cash_in": False},
+    "boil_budget_ei": {"acquisition": "budget"},
+    "boil_paper": {"target": "paper"},
 }
 
 
-def _boil_factory(sampler_kwargs: dict[str, Any], pruner_kwargs: dict[str, Any]) -> MethodFactory:
+def _boil_factory(overrides: Mapping[str, Any]) -> MethodFactory:
+    """Factory of one optuna-boil variant.
+
+    Args:
+        overrides: Options passed to ``BOILSampler._configure``; empty for the defaults (then
+            ``_configure`` is not called, so the default works with any ``BOILSampler``).
+
+    Returns:
+        ``seed -> (sampler, pruner)``.
+    """
+
     def make(seed: int) -> tuple[BaseSampler, BasePruner]:
         boil = importlib.import_module("optuna_boil")  # lazy: only boil runs need it
-        # No dashboard figures: they would add model fits to the measured overhead.
-        sampler = boil.BOILSampler(seed=seed, dashboard_every=None, **sampler_kwargs)
-        pruner = boil.BOILPruner(min_resource=1, max_resource=N_EPOCHS, **pruner_kwargs)
+        sampler = boil.BOILSampler(seed=seed)
+        if overrides:
+            sampler._configure(**overrides)
+        pruner = boil.BOILPruner(min_resource=1, max_resource=N_EPOCHS)
         return sampler, pruner
 
     return make
 
 
-METHODS.update({name: _boil_factory(*kwargs) for name, kwargs in BOIL_VARIANTS.items()})
+METHODS.update({name: _boil_factory(overrides) for name, overrides in BOIL_VARIANTS.items()})
 DEHB = "dehb"
 ALL_METHODS = (*METHODS, DEHB)
 BASELINES = tuple(m for m in ALL_METHODS if m not in BOIL_VARIANTS)
@@ -124,9 +138,35 @@ class RunSettings:
     budget: int = 1000
     rec_interval: int = 10
     data_dir: str | None = None
+    allow_heldout: bool = False
     dehb_python: str = field(
         default_factory=lambda: os.environ.get(DEHB_PYTHON_ENV, sys.executable)
     )
+
+
+def check_tasks(tasks: Iterable[str], allow_heldout: bool = False) -> list[str]:
+    """Refuse tasks outside the 24 development tasks unless ``allow_heldout``.
+
+    Args:
+        tasks: OpenML task ids.
+        allow_heldout: Whether held-out tasks may be run (only for the independent evaluation).
+
+    Returns:
+        The task ids as strings.
+
+    Raises:
+        ValueError: If a task is not in ``DEV_TASKS`` and ``allow_heldout`` is false.
+    """
+    tasks = [str(t) for t in tasks]
+    heldout = [t for t in tasks if t not in DEV_TASKS]
+    if heldout and not allow_heldout:
+        raise ValueError(
+            f"LCBench task(s) {', '.join(heldout)} are held out: only the {len(DEV_TASKS)} "
+            "development tasks (DEV_TASKS in benchmarks/lcbench.py) may be run during "
+            "development. Pass --allow-heldout (RunSettings.allow_heldout) only for the "
+            "independent evaluation."
+        )
+    return tasks
 
 
 @dataclass
@@ -134,9 +174,12 @@ class Recorder:
     """Global epoch budget of one run and its traces.
 
     ``trace`` gets ``(epochs_used, sim_time, best_observed, trial)`` whenever the best observed
-    value improves; ``rec_trace`` gets ``(epochs_used, sim_time, true_final_value)`` whenever
-    the recommended configuration's true epoch-52 value changes. The recommendation is
-    refreshed every ``rec_interval`` epochs and when the budget runs out.
+    value improves; ``complete_trace`` gets ``(epochs_used, sim_time, value, trial)`` whenever
+    the best value of a COMPLETE trial (one trained to epoch 52 that returned; for DEHB an
+    evaluation at fidelity 52) improves; ``rec_trace`` gets ``(epochs_used, sim_time,
+    true_final_value)`` whenever the recommended configuration's true epoch-52 value changes.
+    The recommendation is refreshed every ``rec_interval`` epochs and when the budget runs out.
+    ``trial_epochs`` counts the epochs each trial trained (its last reported epoch).
     """
 
     budget: int
@@ -147,6 +190,11 @@ class Recorder:
     sim_time: float = 0.0
     best: float = -math.inf
     trace: list[tuple[int, float, float, int]] = field(default_factory=list)
+    best_complete: float = -math.inf
+    complete_trace: list[tuple[int, float, float, int]] = field(default_factory=list)
+    n_complete: int = 0
+    first_complete_epoch: int | None = None
+    trial_epochs: dict[int, int] = field(default_factory=dict)
     rec_trace: list[tuple[int, float, float]] = field(default_factory=list)
     recommended: Config | None = None
     recommend_time: float = 0.0
@@ -168,11 +216,26 @@ class Recorder:
             raise RuntimeError("Epoch budget already spent.")
         self.epochs += 1
         self.sim_time += cost
+        self.trial_epochs[trial] = self.trial_epochs.get(trial, 0) + 1
         if value is not None and value > self.best:
             self.best = value
             self.trace.append((self.epochs, self.sim_time, value, trial))
         if self.epochs % self.rec_interval == 0 or self.exhausted:
             self._refresh_recommendation()
+
+    def complete(self, value: float, trial: int) -> None:
+        """Count a COMPLETE trial (trained to epoch 52) that has just finished.
+
+        Args:
+            value: Its epoch-52 value.
+            trial: Its number.
+        """
+        self.n_complete += 1
+        if self.first_complete_epoch is None:
+            self.first_complete_epoch = self.epochs
+        if value > self.best_complete:
+            self.best_complete = value
+            self.complete_trace.append((self.epochs, self.sim_time, value, trial))
 
     def _refresh_recommendation(self) -> None:
         start = time.perf_counter()
@@ -270,8 +333,14 @@ def _run_optuna(method: str, task: str, seed: int, settings: RunSettings) -> dic
                 raise optuna.TrialPruned()
         return value
 
+    def on_trial_end(_: optuna.Study, trial: FrozenTrial) -> None:
+        # COMPLETE = what `study.best_trial` considers: the objective returned (at epoch 52).
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert trial.value is not None and trial.last_step == N_EPOCHS
+            recorder.complete(trial.value, trial.number)
+
     start, cpu_start = time.perf_counter(), time.process_time()
-    study.optimize(objective)
+    study.optimize(objective, callbacks=[on_trial_end])
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     states = [t.state for t in study.get_trials(deepcopy=False)]
     counts = {
@@ -279,6 +348,7 @@ def _run_optuna(method: str, task: str, seed: int, settings: RunSettings) -> dic
         "n_complete": states.count(optuna.trial.TrialState.COMPLETE),
         "n_pruned": states.count(optuna.trial.TrialState.PRUNED),
     }
+    assert counts["n_complete"] == recorder.n_complete
     return _record(method, task, seed, recorder, (wall, cpu, surrogate_time), counts, surrogate)
 
 
@@ -357,7 +427,7 @@ def _run_dehb(task: str, seed: int, settings: RunSettings) -> dict[str, Any]:
     recorder = Recorder(
         settings.budget, settings.rec_interval, recommend, lambda c: true_value(surrogate, task, c)
     )
-    surrogate_time, n_evals, n_complete = 0.0, 0, 0
+    surrogate_time, n_evals = 0.0, 0
     while not recorder.exhausted:
         job = worker.call({"cmd": "ask"})
         epochs = min(max(round(job["fidelity"]), 1), N_EPOCHS)
@@ -373,10 +443,13 @@ def _run_dehb(task: str, seed: int, settings: RunSettings) -> dict[str, Any]:
             value = float(values[epochs - 1])
             worker.call({"cmd": "tell", "fitness": -value, "cost": float(costs[:epochs].sum())})
             recorder.spend(float(costs[epochs - 1]), value, n_evals)
-            n_complete += 1
+            if epochs == N_EPOCHS:  # a full-fidelity evaluation is DEHB's COMPLETE trial
+                recorder.complete(value, n_evals)
         n_evals += 1
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     cpu += worker.call({"cmd": "incumbent"})["cpu"] - worker_cpu_start  # DEHB's own CPU
+    # "Pruned": evaluations below fidelity 52, and one cut short by the budget.
+    n_complete = recorder.n_complete
     counts = {"n_trials": n_evals, "n_complete": n_complete, "n_pruned": n_evals - n_complete}
     return _record(DEHB, task, seed, recorder, (wall, cpu, surrogate_time), counts, surrogate)
 
@@ -415,10 +488,15 @@ def _record(
         "y_min": y_min,
         "time_ref": _round(time_reference(surrogate, task)),
         "best_observed": recorder.best,
+        "best_complete": recorder.best_complete if recorder.complete_trace else None,
+        "first_complete_epoch": recorder.first_complete_epoch,
         "recommended": recorder.recommended,
         "recommended_true_value": recorder.rec_trace[-1][2] if recorder.rec_trace else None,
         "trace": [[e, _round(t), _round(v), n] for e, t, v, n in recorder.trace],
+        "complete_trace": [[e, _round(t), _round(v), n] for e, t, v, n in recorder.complete_trace],
         "rec_trace": [[e, _round(t), _round(v)] for e, t, v in recorder.rec_trace],
+        # Epochs trained by each trial (its last reported epoch), in trial order.
+        "last_epochs": [recorder.trial_epochs[n] for n in sorted(recorder.trial_epochs)],
     }
 
 
@@ -428,6 +506,7 @@ def _round(x: float) -> float:
 
 def run_one(method: str, task: str, seed: int, settings: RunSettings) -> dict[str, Any]:
     """Run one method on one task with one seed and return its JSON record."""
+    check_tasks([task], settings.allow_heldout)
     if method == DEHB:
         return _run_dehb(task, seed, settings)
     if method not in METHODS:
@@ -477,7 +556,11 @@ def run_all(
 
     Returns:
         The records of the runs done by this call.
+
+    Raises:
+        ValueError: If a task is held out and ``settings.allow_heldout`` is false.
     """
+    tasks = check_tasks(tasks, settings.allow_heldout)
     done: set[tuple[str, str, int]] = set()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -496,12 +579,14 @@ def run_all(
         if out is not None:
             with open(out / f"{record['method']}.jsonl", "a") as f:
                 f.write(json.dumps(record, separators=(",", ":")) + "\n")
-        regret = (record["y_star"] - record["best_observed"]) / (
-            record["y_star"] - record["y_min"]
-        )
+        y_star, y_min = record["y_star"], record["y_min"]
+        regret = (y_star - record["best_observed"]) / (y_star - y_min)
+        complete = record["best_complete"]
+        regret_complete = 1.0 if complete is None else (y_star - complete) / (y_star - y_min)
         print(
             f"[{len(records)}/{len(todo)}] {record['method']:<18} task {record['task']:>6} "
-            f"seed {record['seed']:>2}  regret {regret:.4f}  trials {record['n_trials']:>4}  "
+            f"seed {record['seed']:>2}  regret {regret:.4f}  complete {regret_complete:.4f}  "
+            f"trials {record['n_trials']:>4} ({record['n_complete']:>3} complete)  "
             f"wall {record['wall_time_s']:.1f}s",
             flush=True,
         )
@@ -535,6 +620,15 @@ def _select_methods(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _boil_has_configure() -> bool:
+    """Whether the installed optuna_boil's ``BOILSampler`` takes variant overrides."""
+    try:
+        boil = importlib.import_module("optuna_boil")
+    except ImportError:
+        return True  # the factory then raises the import error itself
+    return hasattr(boil.BOILSampler, "_configure")
+
+
 def _parse_seeds(spec: str) -> list[int]:
     seeds: list[int] = []
     for item in spec.split(","):
@@ -553,14 +647,21 @@ def main(argv: list[str] | None = None) -> None:
         "and its ablations) (default: all; "
         "boil variants are dropped from 'all' when optuna_boil is not importable)",
     )
-    parser.add_argument("--tasks", help=f"comma list (default: {','.join(DEV_TASKS)})")
-    parser.add_argument("--seeds", help="comma list of seeds or ranges a-b (default: 0-9)")
+    parser.add_argument(
+        "--tasks", help=f"comma list (default: the {len(DEV_TASKS)} development tasks)"
+    )
+    parser.add_argument(
+        "--allow-heldout",
+        action="store_true",
+        help="allow tasks outside the development tasks (only for the independent evaluation)",
+    )
+    parser.add_argument("--seeds", help="comma list of seeds or ranges a-b (default: 0-2)")
     parser.add_argument("--budget", type=int, help="epochs per run (default: 1000)")
     parser.add_argument(
         "--quick", action="store_true", help=f"2 tasks, 2 seeds, 200 epochs, out {QUICK_OUT}"
     )
     parser.add_argument("--out", type=Path, help=f"results folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default: 2)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
     parser.add_argument("--data-dir", help="LCBench surrogate folder")
     parser.add_argument("--dehb-python", help=f"Python with dehb installed (${DEHB_PYTHON_ENV})")
     parser.add_argument("--rec-interval", type=int, default=10, help="epochs between recommends")
@@ -568,15 +669,30 @@ def main(argv: list[str] | None = None) -> None:
 
     quick = args.quick
     tasks = args.tasks.split(",") if args.tasks else list(DEV_TASKS[:2] if quick else DEV_TASKS)
-    seeds = _parse_seeds(args.seeds or ("0-1" if quick else "0-9"))
-    settings = RunSettings(budget=args.budget or (200 if quick else 1000), data_dir=args.data_dir)
-    settings.rec_interval = args.rec_interval
+    seeds = _parse_seeds(args.seeds or ("0-1" if quick else "0-2"))
+    settings = RunSettings(
+        budget=args.budget or (200 if quick else 1000),
+        rec_interval=args.rec_interval,
+        data_dir=args.data_dir,
+        allow_heldout=args.allow_heldout,
+    )
+    try:
+        tasks = check_tasks(tasks, settings.allow_heldout)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.dehb_python:
         settings.dehb_python = args.dehb_python
     methods = _select_methods(args.methods)
     if args.methods == "all" and importlib.util.find_spec("optuna_boil") is None:
         print("optuna_boil is not importable: skipping the boil variants", file=sys.stderr)
         methods = [m for m in methods if m not in BOIL_VARIANTS]
+    configured = [m for m in methods if BOIL_VARIANTS.get(m)]
+    if configured and not _boil_has_configure():
+        print(
+            "this optuna_boil's BOILSampler has no _configure: skipping " + ", ".join(configured),
+            file=sys.stderr,
+        )
+        methods = [m for m in methods if m not in configured]
     get_surrogate(settings.data_dir)  # fail early with a clear message when data is missing
     out = args.out or (QUICK_OUT if quick else DEFAULT_OUT)
     start = time.perf_counter()

@@ -3,20 +3,26 @@
 Normalised regret of an incumbent value y on a task is ``(y* - y) / (y* - y_min)`` with y*
 and y_min the max and min of ``val_balanced_accuracy`` for the task in YAHPO's
 ``instance_target_statistics.csv``; it is clipped at 0 because the surrogate can predict
-slightly above y* on a few tasks. Two incumbents are reported:
+slightly above y* on a few tasks. Three incumbents are reported:
 
-* observed: the best value the optimiser has seen at any epoch of any trial;
-* recommended: the true epoch-52 value of the configuration the method recommends.
+* complete: the best COMPLETE trial (what ``study.best_trial`` returns: a trial trained to
+  epoch 52 that returned; for DEHB an evaluation at fidelity 52), valued at epoch 52;
+  regret 1 until the first COMPLETE trial;
+* recommended: the true epoch-52 value of the configuration the method recommends;
+* observed: the best value the optimiser has seen at any epoch of any trial.
 
-Spread is the standard error over seeds of the task-averaged regret; rank is the mean over
-tasks of the rank of the method's seed-averaged regret (1 = best). On the simulated-time axis
-time is measured per task in units of ``time_ref``, the median simulated time of a full
-52-epoch training of a random configuration; a run that spent its epoch budget before a time
-checkpoint keeps its final incumbent there.
+For each checkpoint a cell gives the mean regret ± the standard error over seeds of the
+task-averaged regret, the median over tasks of the seed-averaged regret, and the mean over
+tasks of the method's rank by seed-averaged regret (1 = best; ranks among the methods that
+have runs on the task). On the simulated-time axis time is measured per task in units of
+``time_ref``, the median simulated time of a full 52-epoch training of a random
+configuration; a run that spent its epoch budget before a time checkpoint keeps its final
+incumbent there. Older records without ``complete_trace`` / ``last_epochs`` are summarised
+without the complete incumbent and the COMPLETE-trial table.
 
 Example::
 
-    python -m benchmarks.summarize_lcbench benchmarks/results/lcbench
+    python -m benchmarks.summarize_lcbench benchmarks/results/lcbench24
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from typing import NamedTuple
+import warnings
 
 import numpy as np
 from scipy.stats import rankdata
@@ -35,8 +43,32 @@ from benchmarks.run_lcbench import load_records
 
 EPOCH_CHECKPOINTS = (100, 250, 500, 1000)
 TIME_CHECKPOINTS = (2.0, 5.0, 10.0, 20.0)
-KINDS = {"observed": "trace", "recommended": "rec_trace"}
+COMPLETE_CHECKPOINTS = (250, 500, 1000)
+# Incumbent -> trace field of the run records, in the order of the tables.
+KINDS = {"complete": "complete_trace", "recommended": "rec_trace", "observed": "trace"}
+KIND_TITLES = {
+    "complete": "Complete incumbent (best COMPLETE trial)",
+    "recommended": "Recommended incumbent",
+    "observed": "Observed incumbent",
+}
 AXES = {"epochs": 0, "time": 1}
+# Bins of a trial's last epoch for the budget distribution (inclusive).
+EPOCH_BINS = ((1, 4), (5, 16), (17, 51), (52, 52))
+CELL_LEGEND = "mean ± SE · median · rank"
+
+
+class Aggregate(NamedTuple):
+    """Per-method, per-checkpoint statistics (each ``[method, checkpoint]``)."""
+
+    mean: np.ndarray
+    se: np.ndarray
+    median: np.ndarray
+    rank: np.ndarray
+
+
+def kinds_in(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The incumbents whose traces all ``records`` have, in table order."""
+    return [kind for kind, key in KINDS.items() if all(key in r for r in records)]
 
 
 def regret_at(record: dict[str, Any], kind: str, axis: str, grid: Sequence[float]) -> np.ndarray:
@@ -44,7 +76,7 @@ def regret_at(record: dict[str, Any], kind: str, axis: str, grid: Sequence[float
 
     Args:
         record: A run record from ``run_lcbench.py``.
-        kind: ``"observed"`` or ``"recommended"``.
+        kind: ``"complete"``, ``"recommended"`` or ``"observed"``.
         axis: ``"epochs"`` (grid in epochs) or ``"time"`` (grid in units of ``time_ref``).
         grid: Checkpoints, increasing.
 
@@ -52,7 +84,7 @@ def regret_at(record: dict[str, Any], kind: str, axis: str, grid: Sequence[float
         Regret per checkpoint; 1 before the first incumbent exists.
     """
     points = np.asarray(record[KINDS[kind]], dtype=float).reshape(
-        -1, 4 if kind == "observed" else 3
+        -1, 3 if kind == "recommended" else 4
     )
     xs = points[:, AXES[axis]]
     if axis == "time":
@@ -81,38 +113,134 @@ def regret_tensor(
     return methods, out
 
 
-def aggregate(regrets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean regret, its standard error over seeds, and mean rank over tasks.
+def aggregate(regrets: np.ndarray) -> Aggregate:
+    """Mean regret and its standard error over seeds, median over tasks, mean rank.
 
     Args:
-        regrets: ``[method, task, seed, checkpoint]``.
+        regrets: ``[method, task, seed, checkpoint]``, NaN for missing runs.
 
     Returns:
-        Three ``[method, checkpoint]`` arrays.
+        The statistics, each ``[method, checkpoint]``.
     """
-    per_seed = np.nanmean(regrets, axis=1)  # average over tasks
-    n_seeds = np.sum(~np.isnan(per_seed), axis=1)
-    mean = np.nanmean(per_seed, axis=1)
-    se = (
-        np.nanstd(per_seed, axis=1, ddof=1) / np.sqrt(n_seeds)
-        if per_seed.shape[1] > 1
-        else (np.zeros_like(mean))
+    with warnings.catch_warnings():  # all-NaN slices of incomplete comparisons give NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_seed = np.nanmean(regrets, axis=1)  # [method, seed, checkpoint]: task average
+        n_seeds = np.sum(~np.isnan(per_seed), axis=1)
+        mean = np.nanmean(per_seed, axis=1)
+        if per_seed.shape[1] > 1:
+            se = np.nanstd(per_seed, axis=1, ddof=1) / np.sqrt(n_seeds)
+        else:
+            se = np.zeros_like(mean)
+        per_task = np.nanmean(regrets, axis=2)  # [method, task, checkpoint]: seed average
+        median = np.nanmedian(per_task, axis=1)
+        ranks = np.full_like(per_task, np.nan)
+        for t in range(per_task.shape[1]):
+            for c in range(per_task.shape[2]):
+                ok = ~np.isnan(per_task[:, t, c])
+                ranks[ok, t, c] = rankdata(per_task[ok, t, c])
+        rank = np.nanmean(ranks, axis=1)
+    return Aggregate(mean, se, median, rank)
+
+
+def _cell(stats: Aggregate, i: int, c: int) -> str:
+    if np.isnan(stats.mean[i, c]):
+        return "–"
+    return (
+        f"{stats.mean[i, c]:.4f} ± {stats.se[i, c]:.4f} · {stats.median[i, c]:.4f}"
+        f" · {stats.rank[i, c]:.2f}"
     )
-    per_task = np.nanmean(regrets, axis=2)  # [method, task, checkpoint]
-    ranks = rankdata(per_task, axis=0)
-    return mean, se, ranks.mean(axis=1)
 
 
-def _table(
-    methods: list[str], labels: list[str], mean: np.ndarray, se: np.ndarray, rank: np.ndarray
-) -> list[str]:
+def _order(rank: np.ndarray) -> np.ndarray:
+    """Method indices sorted by a rank vector, NaN last."""
+    return np.argsort(np.where(np.isnan(rank), np.inf, rank), kind="stable")
+
+
+def _regret_table(methods: list[str], labels: list[str], stats: Aggregate) -> list[str]:
     lines = ["| method | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    order = np.argsort(rank[:, -1], kind="stable")
-    for i in order:
-        cells = [
-            f"{mean[i, c]:.4f} ± {se[i, c]:.4f} ({rank[i, c]:.2f})" for c in range(len(labels))
-        ]
+    for i in _order(stats.rank[:, -1]):
+        cells = [_cell(stats, i, c) for c in range(len(labels))]
         lines.append(f"| {methods[i]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _fraction(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def complete_stats(records: list[dict[str, Any]], budget: int) -> list[str]:
+    """Markdown table of COMPLETE trials and the trials' budget distribution per method.
+
+    Args:
+        records: Run records with ``first_complete_epoch`` and ``last_epochs``.
+        budget: The runs' epoch budget.
+
+    Returns:
+        The table's lines.
+    """
+    checkpoints = [c for c in COMPLETE_CHECKPOINTS if c < budget] + [budget]
+    bins = [f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in EPOCH_BINS]
+    lines = [
+        "| method | COMPLETE/run (mean) | COMPLETE/run (min) | "
+        + " | ".join(f"runs with one by {c}" for c in checkpoints)
+        + " | first COMPLETE at (median epoch) | trials/run | "
+        + " | ".join(f"last epoch {b}" for b in bins)
+        + " |",
+        "|---" * (5 + len(checkpoints) + len(bins)) + "|",
+    ]
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    for m in methods:
+        rs = [r for r in records if r["method"] == m]
+        n_complete = [r["n_complete"] for r in rs]
+        first = np.array([r["first_complete_epoch"] or np.inf for r in rs], dtype=float)
+        by = [_fraction(float(np.mean(first <= c))) for c in checkpoints]
+        last = np.concatenate([np.asarray(r["last_epochs"], dtype=int) for r in rs])
+        dist = [_fraction(float(np.mean((last >= lo) & (last <= hi)))) for lo, hi in EPOCH_BINS]
+        median_first = np.median(first)
+        lines.append(
+            f"| {m} | {np.mean(n_complete):.1f} | {min(n_complete)} | "
+            + " | ".join(by)
+            + f" | {'never' if np.isinf(median_first) else f'{median_first:g}'}"
+            + f" | {len(last) / len(rs):.1f} | "
+            + " | ".join(dist)
+            + " |"
+        )
+    return lines
+
+
+def _cost_table(records: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| method | trials/run | optimiser overhead per trial (ms) | wall time/run (s) "
+        "| CPU time/run (s) | total wall (s) | time used at end (× full training) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in dict.fromkeys(r["method"] for r in records):
+        rs = [r for r in records if r["method"] == m]
+        lines.append(
+            f"| {m} | {np.mean([r['n_trials'] for r in rs]):.1f} "
+            f"| {1e3 * np.mean([r['overhead_per_trial_s'] for r in rs]):.2f} "
+            f"| {np.mean([r['wall_time_s'] for r in rs]):.2f} "
+            f"| {np.mean([r.get('cpu_time_s', np.nan) for r in rs]):.2f} "
+            f"| {np.sum([r['wall_time_s'] for r in rs]):.1f} "
+            f"| {np.median([r['sim_time_used'] / r['time_ref'] for r in rs]):.1f} |"
+        )
+    return lines
+
+
+def _headline(records: list[dict[str, Any]], kinds: list[str], budget: int) -> list[str]:
+    """Regret of every incumbent at the end of the budget, one row per method."""
+    stats = {}
+    for kind in kinds:
+        methods, regrets = regret_tensor(records, kind, "epochs", [budget])
+        stats[kind] = aggregate(regrets)
+    lines = [
+        "| method | " + " | ".join(kinds) + " |",
+        "|---" * (len(kinds) + 1) + "|",
+    ]
+    for i in _order(stats[kinds[0]].rank[:, 0]):
+        lines.append(
+            f"| {methods[i]} | " + " | ".join(_cell(stats[k], i, 0) for k in kinds) + " |"
+        )
     return lines
 
 
@@ -135,54 +263,65 @@ def summarize(
     tasks = sorted({r["task"] for r in records}, key=int)
     seeds = sorted({r["seed"] for r in records})
     methods = list(dict.fromkeys(r["method"] for r in records))
+    kinds = kinds_in(records)
+    has_complete_stats = all("last_epochs" in r for r in records)
     md = [
         "# LCBench (YAHPO surrogate): normalised regret",
         "",
         f"{len(records)} runs: {len(methods)} methods × {len(tasks)} tasks × {len(seeds)} seeds,"
-        f" budget {budget} epochs per run. Tasks: {', '.join(tasks)}.",
+        f" budget {budget} epochs per run.",
         "",
-        "Cells: mean normalised regret ± standard error over seeds (mean rank over tasks;"
-        " 1 = best). Regret is `(y* - y) / (y* - y_min)` of `val_balanced_accuracy`, clipped"
-        " at 0. *observed*: best value seen at any epoch; *recommended*: true epoch-52 value of"
-        " the method's recommended configuration. Time is simulated time in units of the"
-        " task's median full (52-epoch) training time of a random configuration.",
+        f"## Regret at {budget} epochs",
+        "",
+        f"Cells: {CELL_LEGEND}, sorted by the {kinds[0]} incumbent's rank.",
+        "",
+        *_headline(records, kinds, budget),
+    ]
+    if has_complete_stats:
+        md += [
+            "",
+            "## COMPLETE trials and budget distribution",
+            "",
+            "COMPLETE = trained to epoch 52 and returned (what `study.best_trial` counts; DEHB:"
+            " an evaluation at fidelity 52). *runs with one by e*: fraction of runs with a"
+            " COMPLETE trial within e epochs. *last epoch*: fraction of all trials (pooled over"
+            " runs) whose last trained epoch is in the range.",
+            "",
+            *complete_stats(records, budget),
+        ]
+    md += [
+        "",
+        "## How to read",
+        "",
+        f"Cells are *{CELL_LEGEND}*: mean normalised regret over tasks and seeds ± standard"
+        " error over seeds (of the task-averaged regret) · median over tasks of the"
+        " seed-averaged regret · mean rank over tasks among the methods (1 = best). Regret is"
+        " `(y* - y) / (y* - y_min)` of `val_balanced_accuracy`, clipped at 0."
+        " *complete*: epoch-52 value of the best COMPLETE trial (regret 1 before the first);"
+        " *recommended*: true epoch-52 value of the method's recommended configuration;"
+        " *observed*: best value seen at any epoch of any trial. Time is simulated time in"
+        " units of the task's median full (52-epoch) training time of a random configuration."
+        f" Tasks: {', '.join(tasks)}. Seeds: {', '.join(map(str, seeds))}.",
     ]
     for axis, grid, unit in (
         ("epochs", epoch_grid, "epochs"),
         ("time", list(TIME_CHECKPOINTS), "× full training"),
     ):
-        for kind in KINDS:
+        md += ["", f"## Regret vs {'epochs' if axis == 'epochs' else 'simulated time'}"]
+        for kind in kinds:
             names, regrets = regret_tensor(records, kind, axis, grid)
-            mean, se, rank = aggregate(regrets)
-            md += ["", f"## {kind.capitalize()} incumbent vs {axis}", ""]
-            md += _table(names, [f"{g:g} {unit}" for g in grid], mean, se, rank)
-    md += [
-        "",
-        "## Cost",
-        "",
-        "| method | trials/run | optimiser overhead per trial (ms) | wall time/run (s) "
-        "| CPU time/run (s) | total wall (s) | time used at end (× full training) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for m in methods:
-        rs = [r for r in records if r["method"] == m]
-        md.append(
-            f"| {m} | {np.mean([r['n_trials'] for r in rs]):.1f} "
-            f"| {1e3 * np.mean([r['overhead_per_trial_s'] for r in rs]):.2f} "
-            f"| {np.mean([r['wall_time_s'] for r in rs]):.2f} "
-            f"| {np.mean([r.get('cpu_time_s', np.nan) for r in rs]):.2f} "
-            f"| {np.sum([r['wall_time_s'] for r in rs]):.1f} "
-            f"| {np.median([r['sim_time_used'] / r['time_ref'] for r in rs]):.1f} |"
-        )
+            md += ["", f"### {KIND_TITLES[kind]}", ""]
+            md += _regret_table(names, [f"{g:g} {unit}" for g in grid], aggregate(regrets))
+    md += ["", "## Cost", "", *_cost_table(records)]
     text = "\n".join(md) + "\n"
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text(text)
     if out_png_prefix is not None:
-        _plot(records, budget, out_png_prefix)
+        _plot(records, kinds, budget, out_png_prefix)
     return text
 
 
-def _plot(records: list[dict[str, Any]], budget: int, prefix: Path) -> None:
+def _plot(records: list[dict[str, Any]], kinds: list[str], budget: int, prefix: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,16 +332,17 @@ def _plot(records: list[dict[str, Any]], budget: int, prefix: Path) -> None:
         "time": list(np.geomspace(0.5, 2 * max(TIME_CHECKPOINTS), 200)),
     }
     for axis, grid in grids.items():
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-        for ax, kind in zip(axes, KINDS, strict=True):
+        fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.5), sharey=True)
+        for ax, kind in zip(np.atleast_1d(axes), kinds, strict=True):
             methods, regrets = regret_tensor(records, kind, axis, grid)
-            mean, se, _ = aggregate(regrets)
+            stats = aggregate(regrets)
             cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
             for i, m in enumerate(methods):
                 style = "-" if m.startswith("boil") else "--"
                 color = cmap(i % cmap.N)
-                ax.plot(grid, mean[i], style, label=m, lw=1.5, color=color)
-                ax.fill_between(grid, mean[i] - se[i], mean[i] + se[i], alpha=0.15, color=color)
+                mean, se = stats.mean[i], stats.se[i]
+                ax.plot(grid, mean, style, label=m, lw=1.5, color=color)
+                ax.fill_between(grid, mean - se, mean + se, alpha=0.15, color=color)
             ax.set_title(f"{kind} incumbent")
             ax.set_xlabel(
                 "epochs used" if axis == "epochs" else "simulated time (× full training)"
@@ -210,8 +350,9 @@ def _plot(records: list[dict[str, Any]], budget: int, prefix: Path) -> None:
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.3)
-        axes[0].set_ylabel("mean normalised regret")
-        axes[1].legend(fontsize=8, loc="lower left")
+        first = np.atleast_1d(axes)
+        first[0].set_ylabel("mean normalised regret")
+        first[-1].legend(fontsize=8, loc="lower left")
         fig.tight_layout()
         fig.savefig(f"{prefix}_{axis}.png", dpi=110)
         plt.close(fig)

@@ -1,4 +1,4 @@
-"""Smoke test of the LCBench harness: budget accounting, traces and the summary."""
+"""Smoke test of the LCBench harness: budget accounting, traces, task guard and the summary."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from benchmarks import run_lcbench
+from benchmarks.lcbench import DEV_TASKS
+from benchmarks.lcbench import N_EPOCHS
+from benchmarks.lcbench import LCBenchSurrogate
 from benchmarks.run_lcbench import DEHB_PYTHON_ENV
 from benchmarks.run_lcbench import RunSettings
 from benchmarks.run_lcbench import run_all
@@ -26,23 +29,47 @@ from benchmarks.summarize_lcbench import summarize
 BUDGET = 60
 
 
+def _check_trace(record: dict[str, Any], key: str) -> None:
+    points = np.asarray(record[key], dtype=float)
+    assert np.all(np.diff(points[:, 0]) > 0), key  # epochs
+    assert np.all(np.diff(points[:, 1]) >= 0), key  # simulated time
+    assert points[-1, 0] <= BUDGET
+    assert points[-1, 1] <= record["sim_time_used"] * (1 + 1e-5)
+
+
 def _check_accounting(record: dict[str, Any]) -> None:
     assert record["epochs_used"] == BUDGET
     for key in ("trace", "rec_trace"):
-        points = np.asarray(record[key], dtype=float)
-        assert len(points) > 0
-        assert np.all(np.diff(points[:, 0]) > 0), key  # epochs
-        assert np.all(np.diff(points[:, 1]) >= 0), key  # simulated time
-        assert points[-1, 0] <= BUDGET
-        assert points[-1, 1] <= record["sim_time_used"] * (1 + 1e-5)
+        assert len(record[key]) > 0
+        _check_trace(record, key)
     best = np.asarray(record["trace"], dtype=float)[:, 2]
     assert np.all(np.diff(best) > 0)
     assert best[-1] == pytest.approx(record["best_observed"], rel=1e-5)
-    for kind in ("observed", "recommended"):
+    # Every epoch is paid by exactly one trial; COMPLETE trials trained all 52 epochs.
+    last_epochs = record["last_epochs"]
+    assert len(last_epochs) == record["n_trials"]
+    assert sum(last_epochs) == record["epochs_used"]
+    assert all(1 <= e <= N_EPOCHS for e in last_epochs)
+    assert last_epochs.count(N_EPOCHS) >= record["n_complete"]
+    complete = record["complete_trace"]
+    assert (len(complete) > 0) == (record["n_complete"] > 0)
+    if complete:
+        _check_trace(record, "complete_trace")
+        values = np.asarray(complete, dtype=float)[:, 2]
+        assert np.all(np.diff(values) > 0)
+        assert values[-1] == pytest.approx(record["best_complete"], rel=1e-5)
+        assert record["best_complete"] <= record["best_observed"]
+        assert record["first_complete_epoch"] == complete[0][0] >= N_EPOCHS
+    else:
+        assert record["best_complete"] is None and record["first_complete_epoch"] is None
+    for kind in ("observed", "complete", "recommended"):
         for axis, grid in (("epochs", [1, 10, 30, BUDGET]), ("time", [0.1, 1.0, 100.0])):
             regret = regret_at(record, kind, axis, grid)
             assert np.all((regret >= 0) & (regret <= 1)), (kind, axis)
-            assert np.all(np.diff(regret) <= 0), (kind, axis)
+            if kind != "recommended":  # a new recommendation can be truly worse (DEHB's is)
+                assert np.all(np.diff(regret) <= 0), (kind, axis)
+    # The complete incumbent has regret 1 until the first COMPLETE trial.
+    assert regret_at(record, "complete", "epochs", [N_EPOCHS - 1])[0] == 1.0
 
 
 def test_harness_accounting(lcbench_dir: Path, tmp_path: Path) -> None:
@@ -53,12 +80,18 @@ def test_harness_accounting(lcbench_dir: Path, tmp_path: Path) -> None:
         _check_accounting(record)
     random = records[0]
     # No pruning: one full 52-epoch trial, then a second one cut by the budget after 8 epochs.
-    assert (random["n_trials"], random["n_pruned"]) == (2, 1)
+    assert (random["n_trials"], random["n_pruned"], random["n_complete"]) == (2, 1, 1)
+    assert random["last_epochs"] == [N_EPOCHS, BUDGET - N_EPOCHS]
+    assert random["first_complete_epoch"] == N_EPOCHS
+    assert [e for e, *_ in random["complete_trace"]] == [N_EPOCHS]
+    assert random["best_complete"] == pytest.approx(random["complete_trace"][0][2], rel=1e-5)
     # Runs already recorded in `out` are skipped.
     assert run_all(["random"], ["3945"], [0], settings, out=tmp_path) == []
     plots = importlib.util.find_spec("matplotlib") is not None
     md = summarize(records, tmp_path / "summary.md", tmp_path / "summary" if plots else None)
     assert "| random |" in md and "| tpe_hyperband |" in md
+    assert "## COMPLETE trials and budget distribution" in md
+    assert "### Complete incumbent (best COMPLETE trial)" in md
     if plots:
         assert (tmp_path / "summary_epochs.png").is_file()
         assert (tmp_path / "summary_time.png").is_file()
@@ -90,6 +123,35 @@ def test_recorder_refuses_overspending() -> None:
         recorder.spend(1.0, 0.6, 1)
 
 
+def test_recorder_complete_trace() -> None:
+    recorder = run_lcbench.Recorder(200, 10, lambda: None, lambda c: 0.0)
+    for trial, value in enumerate((0.5, 0.4, 0.7)):
+        for _ in range(N_EPOCHS):
+            recorder.spend(1.0, value, trial)
+        recorder.complete(value, trial)
+    assert recorder.n_complete == 3 and recorder.first_complete_epoch == N_EPOCHS
+    assert recorder.complete_trace == [(52, 52.0, 0.5, 0), (156, 156.0, 0.7, 2)]
+    assert recorder.trial_epochs == {0: N_EPOCHS, 1: N_EPOCHS, 2: N_EPOCHS}
+
+
+def test_dev_tasks(lcbench_dir: Path) -> None:
+    assert len(DEV_TASKS) == len(set(DEV_TASKS)) == 24
+    assert set(DEV_TASKS) <= set(LCBenchSurrogate(lcbench_dir).tasks)
+
+
+def test_heldout_tasks_are_refused(tmp_path: Path) -> None:
+    heldout = "189909"  # an LCBench task outside the development tasks
+    assert heldout not in DEV_TASKS
+    with pytest.raises(ValueError, match="held out"):
+        run_all(["random"], ["3945", heldout], [0], RunSettings(budget=BUDGET), out=tmp_path)
+    assert not list(tmp_path.iterdir())  # refused before any run
+    with pytest.raises(ValueError, match="held out"):
+        run_lcbench.run_one("random", heldout, 0, RunSettings(budget=BUDGET))
+    with pytest.raises(SystemExit):
+        run_lcbench.main(["--tasks", heldout, "--methods", "random", "--out", str(tmp_path)])
+    assert run_lcbench.check_tasks([heldout], allow_heldout=True) == [heldout]
+
+
 def test_method_selection() -> None:
     from benchmarks.run_lcbench import BOIL_VARIANTS
     from benchmarks.run_lcbench import _select_methods
@@ -99,3 +161,15 @@ def test_method_selection() -> None:
     assert _select_methods("random,boil,random") == ["random", "boil"]
     with pytest.raises(SystemExit, match="nope"):
         _select_methods("nope")
+    assert BOIL_VARIANTS["boil"] == {}
+    assert all(isinstance(overrides, dict) for overrides in BOIL_VARIANTS.values())
+
+
+def test_boil_factory() -> None:
+    boil = pytest.importorskip("optuna_boil")
+    sampler, pruner = run_lcbench.METHODS["boil"](0)  # no overrides: plain constructors
+    assert isinstance(sampler, boil.BOILSampler)
+    assert isinstance(pruner, boil.BOILPruner)
+    if hasattr(boil.BOILSampler, "_configure"):  # the variants need the lead's `_configure`
+        for name in run_lcbench.BOIL_VARIANTS:
+            run_lcbench.METHODS[name](0)
