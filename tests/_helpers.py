@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
+from typing import Literal
 
 import optuna
 
@@ -18,7 +20,7 @@ def make_objective(
     seen: list[tuple[int, int | None, int]] | None = None,
     values: dict[int, float] | None = None,
     steps: range = range(1, MAX + 1),
-):
+) -> Callable[[optuna.Trial], float]:
     """A smooth, deterministic learning curve over three kinds of parameters."""
 
     def objective(trial: optuna.Trial) -> float:
@@ -47,7 +49,7 @@ def boil_study(
     storage: str | optuna.storages.BaseStorage | None = None,
     seed: int = 0,
     max_resource: int | str = MAX,
-    direction: str = "maximize",
+    direction: Literal["minimize", "maximize"] = "maximize",
     **kwargs: object,
 ) -> optuna.Study:
     return optuna.create_study(

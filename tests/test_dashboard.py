@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import json
 import math
+from pathlib import Path
 import threading
 from typing import Any
 import urllib.request
@@ -123,7 +124,7 @@ def test_server_shuts_down(storage_url: str) -> None:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5)
 
 
-def test_model_figure_is_saved_for_the_dashboard(tmp_path) -> None:
+def test_model_figure_is_saved_for_the_dashboard(tmp_path: Path) -> None:
     pytest.importorskip("optuna_dashboard")
     pytest.importorskip("plotly")
     import json

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 import subprocess
 import sys
+from typing import Literal
 import warnings
 
 import numpy as np
@@ -46,7 +47,10 @@ def _quiet() -> None:
 
 
 def make_study(
-    max_resource: str, n_rounds: int = N_ROUNDS, direction: str = "maximize", **kwargs: object
+    max_resource: str,
+    n_rounds: int = N_ROUNDS,
+    direction: Literal["minimize", "maximize"] = "maximize",
+    **kwargs: object,
 ) -> optuna.Study:
     """A study with BOIL's sampler and pruner; ``max_resource`` is "auto" or "rounds"."""
     return optuna.create_study(
@@ -331,7 +335,9 @@ def test_minimize_end_to_end(
     study.optimize(sgd_objective(digits, error=True), n_trials=N_TRIALS)
     best = assert_fully_trained_best(study, N_ROUNDS - 1)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert best.value == min(t.value for t in complete)
+    values = [t.value for t in complete if t.value is not None]
+    assert len(values) == len(complete)
+    assert best.value == min(values)
 
     # A fresh process would load the study and ask BOIL which configuration to keep.
     loaded = optuna.load_study(study_name="min", storage=storage)

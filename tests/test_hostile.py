@@ -285,7 +285,7 @@ def small_gp() -> JointGP:
     return JointGP(X, padded, np.zeros(2, dtype=bool), "logistic", True)
 
 
-GOOD_HP = {
+GOOD_HP: dict[str, Any] = {
     "m0": 0.5,
     "g0": 1.5,
     "x_lengthscale": [0.3, 0.7],

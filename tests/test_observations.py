@@ -40,6 +40,7 @@ def trial(
     curve: dict[int, float] | None = None,
     params: dict[str, Any] | None = None,
     started: datetime.datetime | None = None,
+    /,  # so that ``**{key: value}`` can carry any system attribute (and type-checks)
     **system_attrs: Any,
 ) -> FrozenTrial:
     params = {"x": 0.1 * number, "c": "a"} if params is None else params
@@ -141,8 +142,8 @@ def test_huge_published_int_does_not_crash() -> None:
 
 def test_bad_alive_falls_back_to_start_time() -> None:
     old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
-    recent = trial(1, TrialState.RUNNING, started=old, **{_storage.ALIVE: time.time()})
-    garbage = trial(2, TrialState.RUNNING, started=old, **{_storage.ALIVE: "now"})
+    recent = trial(1, TrialState.RUNNING, None, None, old, **{_storage.ALIVE: time.time()})
+    garbage = trial(2, TrialState.RUNNING, None, None, old, **{_storage.ALIVE: "now"})
     data = build([trial(0), recent, garbage], stale_after=60.0)
     # A valid, recent alive mark keeps the trial pending; a bad one is ignored, so the trial
     # that started an hour ago is stale.

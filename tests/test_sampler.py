@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -80,7 +82,7 @@ def test_non_finite_reports_are_kept_and_do_not_crash(bad: float) -> None:
         assert (math.isnan(v) and math.isnan(bad)) or v == bad
 
 
-def test_fresh_instances_make_the_same_decision(tmp_path) -> None:
+def test_fresh_instances_make_the_same_decision(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'a.db'}"
     study = boil_study(storage)
     study.optimize(make_objective(), n_trials=6)
@@ -95,7 +97,7 @@ def test_fresh_instances_make_the_same_decision(tmp_path) -> None:
             pruner=BOILPruner(min_resource=2, max_resource=MAX),
         )
         trial = fresh.ask()
-        params = {k: trial.suggest_float(k, 0, 1) for k in ("x",)}
+        params: dict[str, Any] = {k: trial.suggest_float(k, 0, 1) for k in ("x",)}
         params["n"] = trial.suggest_int("n", 1, 4)
         params["c"] = trial.suggest_categorical("c", ["a", "b", "c"])
         decisions.append((params, get_budget(trial)))
@@ -114,7 +116,7 @@ def test_fixed_seed_reproduces_a_study() -> None:
 def test_model_proposes_no_repeat_of_observed_configuration_at_lower_budget() -> None:
     study = boil_study()
     study.optimize(make_objective(), n_trials=10)
-    seen: dict[tuple, int] = {}
+    seen: dict[tuple[tuple[str, Any], ...], int] = {}
     for t in study.trials:
         key = tuple(sorted(t.params.items()))
         if key in seen:
@@ -187,7 +189,7 @@ def test_threads_n_jobs_2() -> None:
         ({"seed": 1.5}, "1.5"),
     ],
 )
-def test_sampler_rejects_bad_arguments(kwargs: dict, bad: str) -> None:
+def test_sampler_rejects_bad_arguments(kwargs: dict[str, Any], bad: str) -> None:
     with pytest.raises(ValueError, match=bad):
         BOILSampler(**kwargs)
 

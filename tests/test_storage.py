@@ -35,7 +35,8 @@ def caplog_boil(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureF
         logger.removeHandler(caplog.handler)
 
 
-def frozen(number: int = 7, trial_id: int | None = None, **system_attrs: Any) -> FrozenTrial:
+# Positional-only, so ``**{key: value}`` can carry any system attribute (and type-checks).
+def frozen(number: int = 7, trial_id: int | None = None, /, **system_attrs: Any) -> FrozenTrial:
     return FrozenTrial(
         number=number,
         state=TrialState.COMPLETE,

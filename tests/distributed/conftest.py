@@ -16,9 +16,10 @@ import subprocess
 import sys
 import uuid
 
-from tests.distributed._dist_worker import StudySpec
 import optuna
 import pytest
+
+from tests.distributed._dist_worker import StudySpec
 
 
 SERVER_URLS = {

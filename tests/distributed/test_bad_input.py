@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any
+from typing import Literal
 import uuid
 import warnings
 
@@ -20,6 +21,7 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 import pytest
 
@@ -88,9 +90,7 @@ def _storage(kind: str, directory: Path) -> optuna.storages.BaseStorage | str | 
     if kind == "sqlite":
         return f"sqlite:///{directory / name}.db"
     if kind == "journal":
-        return optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(directory / f"{name}.log"))
-        )
+        return optuna.storages.JournalStorage(JournalFileBackend(str(directory / f"{name}.log")))
     return None
 
 
@@ -141,7 +141,7 @@ def test_bad_reports_never_crash_and_are_all_kept(
     storage_kind: str,
     tmp_path: Path,
     specs: list[tuple[list[str], list[tuple[int, float]], str]],
-    direction: str,
+    direction: Literal["minimize", "maximize"],
 ) -> None:
     study = optuna.create_study(
         storage=_storage(storage_kind, tmp_path),
@@ -207,8 +207,10 @@ finished_trials = st.builds(
 
 @settings(max_examples=40, deadline=None, database=None)
 @given(st.lists(finished_trials, min_size=1, max_size=8))
-def test_build_keeps_every_reported_step(specs: list[tuple[TrialState, dict, float]]) -> None:
-    dist = {"x": FloatDistribution(0.0, 1.0)}
+def test_build_keeps_every_reported_step(
+    specs: list[tuple[TrialState, dict[int, float], float]],
+) -> None:
+    dist: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 1.0)}
     trials = []
     for number, (state, iv, x) in enumerate(specs):
         frozen = optuna.trial.create_trial(

@@ -9,9 +9,8 @@ import subprocess
 import time
 from typing import Any
 
-from tests.distributed._dist_worker import StudySpec
-from tests.distributed._dist_worker import read_log
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.storages import InMemoryStorage
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -19,6 +18,8 @@ import pytest
 
 from optuna_boil import _observations
 from optuna_boil._model.search_space import SearchSpace
+from tests.distributed._dist_worker import StudySpec
+from tests.distributed._dist_worker import read_log
 
 
 KILL_AT_STEP = 3
@@ -133,7 +134,7 @@ def _in_memory_study_with_offset_ids() -> optuna.Study:
 def test_build_counts_a_retried_failure_once(inherit: bool, retry_progress: int) -> None:
     """Unit version of the above: ids != numbers, retry before and after it passed the failure."""
     study = _in_memory_study_with_offset_ids()
-    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    dist: dict[str, BaseDistribution] = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
     for i in range(2):  # Two ordinary trials before the failure.
         study.add_trial(
             optuna.trial.create_trial(

@@ -7,10 +7,11 @@ from pathlib import Path
 import subprocess
 from typing import Any
 
-from tests.distributed._dist_worker import StudySpec
-from tests.distributed._dist_worker import read_log
 import optuna
 import pytest
+
+from tests.distributed._dist_worker import StudySpec
+from tests.distributed._dist_worker import read_log
 
 
 N_TRIALS = 7

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 import datetime
 import os
+from pathlib import Path
 import time
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.distributions import FloatDistribution
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
@@ -19,7 +22,7 @@ from optuna_boil import _observations
 from optuna_boil._model.search_space import SearchSpace
 
 
-DIST = {"x": FloatDistribution(0.0, 1.0)}
+DIST: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 1.0)}
 SPACE = SearchSpace(DIST)
 MAX = 8
 
@@ -88,16 +91,14 @@ def west_of_utc() -> Iterator[None]:
 
 @pytest.mark.parametrize("storage_kind", ["inmemory", "sqlite", "journal"])
 def test_fresh_running_trial_is_pending_in_any_time_zone(
-    west_of_utc: None, storage_kind: str, tmp_path
+    west_of_utc: None, storage_kind: str, tmp_path: Path
 ) -> None:
     # In-memory storage gives naive local datetimes, RDB and journal aware UTC ones.
     storage: optuna.storages.BaseStorage | str | None = None
     if storage_kind == "sqlite":
         storage = f"sqlite:///{tmp_path / 'tz.db'}"
     elif storage_kind == "journal":
-        storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(tmp_path / "tz.log"))
-        )
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "tz.log")))
     study = optuna.create_study(storage=storage, direction="maximize")
     trial = study.ask({"x": DIST["x"]})
     trial.report(0.1, 1)
@@ -108,7 +109,7 @@ def test_fresh_running_trial_is_pending_in_any_time_zone(
 
 
 def test_pruner_marks_trials_alive_and_sampler_stops_treating_silent_ones_as_pending(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 'stale.db'}",

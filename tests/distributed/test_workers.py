@@ -10,12 +10,13 @@ import subprocess
 import time
 from typing import Any
 
-from tests.distributed._dist_worker import StudySpec
-from tests.distributed._dist_worker import read_log
 import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
+
+from tests.distributed._dist_worker import StudySpec
+from tests.distributed._dist_worker import read_log
 
 
 N_WORKERS = 4

@@ -45,6 +45,7 @@ def test_log_h_at_minus_40_finite_and_asymptotic():
 def test_log_h_gradient_finite():
     z = torch.tensor([-60.0, -40.0, -1.0, 0.0, 5.0], dtype=torch.float64, requires_grad=True)
     acq.log_h(z).sum().backward()
+    assert z.grad is not None
     assert torch.all(torch.isfinite(z.grad))
     assert torch.all(z.grad > 0)  # h is increasing
 

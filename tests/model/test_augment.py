@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -21,7 +23,9 @@ def _problem(n_curves=4, n_cand=8, seed=0):
     return Xp, Xc, owner
 
 
-def _tensors(Xp, Xc):
+def _tensors(
+    Xp: np.ndarray, Xc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """The arguments ``select`` takes before the noise: K_xx, K_xc, columns of K_cc, diag."""
     K_cc = _kernel(Xc, Xc)
     return _kernel(Xp, Xp), _kernel(Xp, Xc), lambda idx: K_cc[:, idx], np.diag(K_cc).copy()

@@ -72,5 +72,6 @@ def test_rate_torch_differentiable_in_continuous_coords():
     x = torch.tensor([[0.3, 0.4]], dtype=torch.float64, requires_grad=True)
     r = m.rate_torch(x)
     r.sum().backward()
+    assert x.grad is not None
     val = math.exp(2.0 * 0.3 - 0.4)
     np.testing.assert_allclose(x.grad.numpy(), [[2.0 * val, -1.0 * val]], rtol=1e-12)

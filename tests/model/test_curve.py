@@ -154,6 +154,7 @@ def test_compress_gradient_finite(target):
     g0 = torch.tensor(1.1, dtype=torch.float64, requires_grad=True)
     out = curve.compress(padded, m0, g0, target)
     (out * torch.arange(1.0, len(out) + 1, dtype=torch.float64)).sum().backward()
+    assert m0.grad is not None and g0.grad is not None
     assert torch.isfinite(m0.grad) and torch.isfinite(g0.grad)
     assert float(m0.grad.abs() + g0.grad.abs()) > 0
     # Check d/dm0 against a central finite difference of the numpy reference.

@@ -121,6 +121,7 @@ def test_predict_is_differentiable_in_inputs():
     with torch.no_grad():
         up = sum(gp.predict(torch.tensor([[0.37 + h, 1.0]], dtype=torch.float64)))
         dn = sum(gp.predict(torch.tensor([[0.37 - h, 1.0]], dtype=torch.float64)))
+    assert Xq.grad is not None
     assert float(Xq.grad[0, 0]) == pytest.approx(float((up - dn) / (2 * h)), rel=1e-4)
 
 

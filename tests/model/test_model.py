@@ -59,8 +59,8 @@ def test_cost_in_steps_divides_ei_by_steps():
     X = torch.from_numpy(np.column_stack([np.tile([0.4, 0.4], (3, 1)), fm.model.scale_t(ts)]))
     with torch.no_grad():
         got = fm.log_acq(X).numpy()
-        mean, var = fm.gp.predict(X)
-    mean, std = mean.numpy(), np.sqrt(var.numpy())
+        mean_t, var_t = fm.gp.predict(X)
+    mean, std = mean_t.numpy(), np.sqrt(var_t.numpy())
     z = (mean - fm.best) / std
     want = np.log(std * (norm.pdf(z) + z * norm.cdf(z))) - np.log(ts)
     np.testing.assert_allclose(got, want, rtol=1e-6)
