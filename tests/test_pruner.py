@@ -65,6 +65,9 @@ def test_smooth_study_ends_with_fully_trained_best_configurations() -> None:
     # The recommendation is the best trained configuration, or as good within 1%.
     assert rec.trial.value is not None and best.value is not None
     assert rec.trial.value >= best.value - 0.01 * abs(best.value)
+    # The default fits the curve weighting with the GP: the stored fit moved off BOIL's (0, 1).
+    fit = study.trials[-1].system_attrs["boil:fit"]
+    assert (fit["m0"], fit["g0"]) != (0.0, 1.0)
     # Budget decisions are stored for the dashboard.
     assert any(t.user_attrs.get("boil_extensions") for t in complete)
     assert all("boil_stop" in t.user_attrs for t in study.trials if t.state == TrialState.PRUNED)
