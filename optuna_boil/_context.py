@@ -30,6 +30,7 @@ import torch
 from optuna_boil import _observations
 from optuna_boil import _storage
 from optuna_boil._logging import get_logger
+from optuna_boil._logging import warn_once
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import FittedModel
 from optuna_boil._model.model import ModelConfig
@@ -176,7 +177,8 @@ def budget_range(study: Study, trials: Sequence[FrozenTrial]) -> BudgetRange:
         assert isinstance(hi, int)
         if stored is None or stored[:2] != (lo, hi) or stored[2]:
             if stored is not None:
-                get_logger().warning(
+                warn_once(
+                    (study.study_name, "range", stored, lo, hi),
                     f"The study's stored budget range {stored[:2]} differs from "
                     f"BOILPruner(min_resource={lo}, max_resource={hi}); using and storing the "
                     "pruner's."
