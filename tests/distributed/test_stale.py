@@ -120,11 +120,16 @@ def test_pruner_marks_trials_alive_and_sampler_stops_treating_silent_ones_as_pen
     for _ in range(3):
         t = study.ask()
         x = t.suggest_float("x", 0.0, 1.0)
+        pruned = False
         for step in range(1, MAX + 1):
             t.report(x * (1 - 0.5**step), step)
             if t.should_prune():
+                pruned = True
                 break
-        study.tell(t, state=TrialState.PRUNED if step < MAX else TrialState.COMPLETE)
+        if pruned:
+            study.tell(t, state=TrialState.PRUNED)
+        else:  # the pruner let it train to MAX
+            study.tell(t, x * (1 - 0.5**MAX))
 
     # A worker that dies without a heartbeat leaves this trial RUNNING.
     abandoned = study.ask()
