@@ -1,8 +1,8 @@
 """BOIL (Bayesian Optimization for Iterative Learning) for Optuna."""
 
 from optuna_boil._dashboard import publish_to_dashboard
-from optuna_boil._helpers import get_budget
 from optuna_boil._helpers import Recommendation
+from optuna_boil._helpers import get_budget
 from optuna_boil._helpers import recommend
 from optuna_boil._helpers import report_cost
 from optuna_boil._pruner import BOILPruner
