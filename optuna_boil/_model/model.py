@@ -639,9 +639,12 @@ class FittedModel:
         return int(idx[k]), value, float(std[k] * self.span)
 
     def fully_trained(self) -> np.ndarray:
-        """Indices of the configurations whose curve reached ``t_hi``."""
-        d = self.data
+        """Indices of the configurations whose curve reached the last reported step of a full
+        run (``t_hi``, or the last step of the report grid before it: 49 for reports every 7
+        steps up to 52)."""
+        d, m = self.data, self.model
+        last = m.t_hi - (m.t_hi - m.step_phase) % m.step_interval
         return np.array(
-            [i for i in range(len(d)) if d.steps[i].size and d.steps[i][-1] >= self.model.t_hi],
+            [i for i in range(len(d)) if d.steps[i].size and d.steps[i][-1] >= last],
             dtype=np.int64,
         )

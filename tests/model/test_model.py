@@ -372,3 +372,22 @@ def test_uninformative_short_runs_lead_to_a_longer_budget(seed):
     model.config = dataclasses.replace(model.config, acquisition="budget")
     fitted = model.fit(data, np.random.RandomState(seed))
     assert fitted.suggest(np.random.RandomState(seed)).t == 20
+
+
+def test_fully_trained_on_a_sparse_report_grid():
+    """Reports every 7 steps up to 52 end at 49: such a run is fully trained."""
+    x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9]])
+    steps = [np.arange(7.0, 50.0, 7.0), np.array([7.0, 14.0]), np.array([7.0]), np.array([7.0])]
+    q = _quality(x)
+    data = CurveData(
+        x=x,
+        steps=steps,
+        values=[q[i] * (1 - np.exp(-s / 10)) for i, s in enumerate(steps)],
+        costs=np.full(4, np.nan),
+        running=np.zeros(4, dtype=bool),
+        budgets=np.full(4, np.nan),
+    )
+    fm = BOILModel(_space2(), 1, 52, FAST).fit(data, np.random.RandomState(0))
+    assert fm.model.step_interval == 7
+    assert list(fm.fully_trained()) == [0]
+    assert fm.recommend()[0] == 0
