@@ -268,7 +268,15 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         with _context.FIT_LOCK, _context.limit_threads():
             decision = fitted.suggest(rng, fixed_t=fixed_t, skip=in_flight)
         self._publish(study, trial, space, fitted, decision, enforced)
-        decision = self._settle(study, trial, space, fitted, decision, rng, enforced)
+        known = {
+            t.number: (
+                repr(sorted(_storage.get_published_params(t).items())),
+                t.user_attrs.get(_storage.USER_INITIAL_BUDGET, _storage.get_budget(t)),
+            )
+            for t in ctx.trials
+            if _storage.get_published_params(t)
+        }
+        decision = self._settle(study, trial, space, fitted, decision, rng, enforced, known)
         params = space.decode(decision.x)
         get_logger().debug(
             f"Trial {trial.number}: budget {decision.t}, log acquisition {decision.log_acq:.3f}, "
@@ -285,38 +293,43 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         decision: Decision,
         rng: np.random.RandomState,
         enforced: bool,
+        known: dict[int, tuple[str, object]],
     ) -> Decision:
-        """Make sure no other running trial has the same configuration and budget.
+        """Make sure no other trial took the same configuration and budget meanwhile.
 
-        After publishing, the running trials are read again; if one of them published the same
-        ``(x, budget)``, this trial moves to its next-best candidate with every published choice
-        as a pending run, publishes, and checks again. Of two trials that chose the same point,
-        the one that published later sees the other in its check, so a duplicate cannot
-        survive both checks (whatever the timing); a trial that moves never returns to a point
-        it has seen taken.
+        After publishing, the study is read again; every published choice this decision did not
+        know (``known``: the choices published when the context was read; a trial may move to
+        another choice after that) is added as a pending run at its budget, and if any trial
+        holds the same ``(x, initial budget)``, this trial moves to its next-best candidate,
+        publishes, and checks again.
+        Of two trials that chose the same point, the one that published later sees the other
+        in its check (running or already finished), so a duplicate cannot survive both checks
+        whatever the timing; a trial that moves never returns to a point it has seen taken.
         """
         full = float(fitted.model.t_hi)
-        seen: set[int] = set()
+        seen = dict(known)
         for _ in range(_MAX_RECHECKS):
             clash = False
-            running = study._storage.get_all_trials(
-                study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-            )
-            for t in running:
+            for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
                 chosen = _storage.get_published_params(t)
-                if t.number == trial.number or t.number in seen or not chosen:
+                if t.number == trial.number or not chosen:  # random choices, or undecided
                     continue
                 try:
                     x = space.encode(dict(chosen))
-                except (KeyError, ValueError, TypeError):
+                except (KeyError, ValueError, TypeError, OverflowError):
                     continue
                 budget = _storage.get_budget(t)
-                budget_f = float(budget) if budget is not None else full
-                seen.add(t.number)
-                with _context.FIT_LOCK:
-                    fitted.add_pending(x, budget_f)
-                if budget_f == float(decision.t) and np.max(np.abs(x - decision.x)) <= _SAME_X:
-                    clash = True
+                initial = t.user_attrs.get(_storage.USER_INITIAL_BUDGET, budget)
+                same_x = bool(np.max(np.abs(x - decision.x)) <= _SAME_X)
+                # Without BOILPruner every run is a full run: the same x is the same run.
+                same_budget = initial == decision.t if enforced else True
+                clash = clash or (same_x and same_budget)
+                # A trial may have moved since it was seen: condition on its new choice too.
+                key = (repr(sorted(chosen.items())), initial)
+                if seen.get(t.number) != key:
+                    seen[t.number] = key
+                    with _context.FIT_LOCK:
+                        fitted.add_pending(x, float(budget) if budget is not None else full)
             if not clash:
                 return decision
             with _context.FIT_LOCK, _context.limit_threads():
