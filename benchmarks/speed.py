@@ -25,7 +25,7 @@ import torch
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import CurveData
 from optuna_boil._model.search_space import SearchSpace
-from optuna_boil._sampler import _limit_threads
+from optuna_boil._context import limit_threads
 
 
 SPACE = SearchSpace(
@@ -72,7 +72,7 @@ def main() -> None:
         for r in range(args.repeats):
             d = _head(data, n + r)
             t0 = time.perf_counter()
-            with _limit_threads():
+            with limit_threads():
                 fitted = model.fit(d, np.random.RandomState(r), warm_start=warm)
                 t1 = time.perf_counter()
                 fitted.suggest(np.random.RandomState(r))
