@@ -100,6 +100,8 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     "boil_no_cashin": {"cash_in": False},
     "boil_budget_ei": {"acquisition": "budget"},
     "boil_paper": {"target": "paper"},
+    "boil_startup5": {"n_startup_trials": 5},
+    "boil_deliver_new": {"deliver_new": True},
 }
 
 

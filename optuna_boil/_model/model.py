@@ -50,6 +50,10 @@ class ModelConfig:
     n_samples: int = 512
     n_local: int = 8
     n_random_restarts: int = 2
+    # Ablation (off): a new configuration is trained to t_hi from the start when having it fully
+    # trained (delivery, see FittedModel.log_delivery) is worth more per cost than the budget
+    # the acquisition chose for it.
+    deliver_new: bool = False
 
 
 @dataclass
@@ -563,7 +567,13 @@ class FittedModel:
             with torch.no_grad():
                 value = float(self.log_acq(torch.from_numpy(row[None]))[0])
             chosen = (row, value)
-        return self._decision(chosen[0], float(chosen[1]))
+        row, value = chosen[0], float(chosen[1])
+        if self.model.config.deliver_new and fixed_t is None:
+            delivery = self.log_delivery(row[:dim])
+            if delivery > value:
+                row = row.copy()
+                row[dim], value = 1.0, delivery
+        return self._decision(row, value)
 
     def _decision(self, row: np.ndarray, log_acq: float) -> Decision:
         dim = self.model.space.dim

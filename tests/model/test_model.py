@@ -391,3 +391,17 @@ def test_fully_trained_on_a_sparse_report_grid():
     assert fm.model.step_interval == 7
     assert list(fm.fully_trained()) == [0]
     assert fm.recommend()[0] == 0
+
+
+def test_deliver_new_trains_a_new_configuration_fully_only_when_delivery_wins():
+    x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
+    data = _data(x, np.full(6, 4))
+    cfg = ModelConfig(
+        n_samples=128, n_local=2, n_random_restarts=0, max_augmented=8, deliver_new=True
+    )
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
+    d = fm.suggest(np.random.RandomState(1))
+    if d.t == T_HI:
+        assert d.log_acq == pytest.approx(fm.log_delivery(d.x))
+    else:
+        assert d.log_acq >= fm.log_delivery(d.x)
