@@ -97,11 +97,12 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     "boil_fixed_compression": {"learn_compression": False},
     "boil_noaug": {"augmentation": False},
     "boil_nocost": {"cost_aware": False},
-    "boil_no_cashin": {"cash_in": False},
+    "boil_no_cashin": {"cash_in": False, "deliver_new": False},
     "boil_budget_ei": {"acquisition": "budget"},
     "boil_paper": {"target": "paper"},
     "boil_startup5": {"n_startup_trials": 5},
     "boil_deliver_new": {"deliver_new": True},
+    "boil_no_deliver_new": {"deliver_new": False},
 }
 
 

@@ -22,10 +22,10 @@ from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 import torch
 
+from optuna_boil._context import limit_threads
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import CurveData
 from optuna_boil._model.search_space import SearchSpace
-from optuna_boil._context import limit_threads
 
 
 SPACE = SearchSpace(

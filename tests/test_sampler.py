@@ -203,6 +203,26 @@ def test_ablation_switches_are_private_and_checked() -> None:
         BOILSampler()._configure(colour="red")
 
 
+def _initial_budgets(study: optuna.Study, n_startup: int) -> list[int]:
+    return [t.user_attrs["boil_initial_budget"] for t in study.trials[n_startup:]]
+
+
+def test_new_configurations_start_fully_trained_when_delivery_wins() -> None:
+    # While nothing is fully trained, having a good configuration trained to the end is worth
+    # more than another short look: some model-based trial gets max_resource from the start.
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=16)
+    assert MAX in _initial_budgets(study, 4)
+    # BOIL's published rule (the ablation switch) never starts a new configuration at MAX.
+    ablation = optuna.create_study(
+        direction="maximize",
+        sampler=BOILSampler(seed=0, n_startup_trials=4)._configure(deliver_new=False),
+        pruner=BOILPruner(min_resource=2, max_resource=MAX),
+    )
+    ablation.optimize(make_objective(), n_trials=16)
+    assert MAX not in _initial_budgets(ablation, 4)
+
+
 def test_multi_objective_is_a_clear_error() -> None:
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=BOILSampler())
     with pytest.raises(ValueError):
