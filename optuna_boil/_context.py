@@ -181,7 +181,7 @@ def budget_range(study: Study, trials: Sequence[FrozenTrial]) -> BudgetRange:
                     (study.study_name, "range", stored, lo, hi),
                     f"The study's stored budget range {stored[:2]} differs from "
                     f"BOILPruner(min_resource={lo}, max_resource={hi}); using and storing the "
-                    "pruner's."
+                    "pruner's.",
                 )
             _storage.set_resources(study, lo, hi, auto=False)
         return BudgetRange(lo, full_step(hi, from_zero, reported), True)
