@@ -536,6 +536,10 @@ class FittedModel:
     ) -> Decision:
         """The next ``(x, t)``: the acquisition maximiser that repeats no observed run.
 
+        With ``deliver_new`` (the default) the chosen ``x`` is trained to ``t_hi`` from the
+        start when having it fully trained (:meth:`log_delivery`) is worth more per unit of
+        cost than the budget the acquisition chose for it.
+
         Args:
             rng: Random state for the maximiser.
             fixed_t: Choose only ``x``, at this step budget.
