@@ -105,11 +105,16 @@ class Task:
 # Methods -----------------------------------------------------------------------------------
 
 
-def _boil(seed: int, min_resource: int, max_resource: int) -> tuple[BaseSampler, BasePruner]:
+def _boil(
+    seed: int, min_resource: int, max_resource: int, **overrides: Any
+) -> tuple[BaseSampler, BasePruner]:
     import optuna_boil
 
+    sampler = optuna_boil.BOILSampler(seed=seed)
+    if overrides:  # an ablation (private switches of the benchmarks)
+        sampler = sampler._configure(**overrides)
     return (
-        optuna_boil.BOILSampler(seed=seed),
+        sampler,
         optuna_boil.BOILPruner(min_resource=min_resource, max_resource=max_resource),
     )
 
@@ -127,8 +132,13 @@ METHODS: dict[str, MethodFactory] = {
     ),
     "gp": lambda seed, lo, hi: (GPSampler(seed=seed), NopPruner()),
     "boil": _boil,
+    # The previous default: new configurations never start at the full budget.
+    "boil_no_deliver_new": functools.partial(_boil, deliver_new=False),
+    # A user's setting for curves whose first third says little (an exploration phase, as in
+    # the CartPole DQN): no decision before a third of the full training.
+    "boil_min_third": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),
 }
-BOIL_METHODS = frozenset({"boil"})
+BOIL_METHODS = frozenset({"boil", "boil_no_deliver_new", "boil_min_third"})
 BASELINE = "random"
 
 
