@@ -177,21 +177,16 @@ class _Worker:
         Raises:
             RuntimeError: If the worker has died; the message carries its stderr.
         """
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        try:
-            self._proc.stdin.write(json.dumps(message) + "\n")
-            self._proc.stdin.flush()
-            line = self._proc.stdout.readline()
-        except BrokenPipeError:
-            line = ""
-        if not line:
-            self._stderr.seek(0)
-            raise RuntimeError(
-                f"DyHPO worker ({self.python}) died. It needs `pip install "
-                f"'syne-tune[gpsearchers]==0.13.0'`; set ${SYNETUNE_PYTHON_ENV} or "
-                f"--synetune-python. Its stderr:\n{self._stderr.read()[-3000:]}"
-            )
-        return json.loads(line)
+        from benchmarks.run_lcbench import pipe_request
+
+        return pipe_request(
+            self._proc,
+            self._stderr,
+            message,
+            f"DyHPO worker ({self.python}) died. It needs `pip install "
+            f"'syne-tune[gpsearchers]==0.13.0'`; set ${SYNETUNE_PYTHON_ENV} or "
+            "--synetune-python.",
+        )
 
     def close(self) -> str:
         """End the worker (it exits when its stdin closes).

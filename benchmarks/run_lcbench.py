@@ -355,6 +355,33 @@ def _run_optuna(method: str, task: str, seed: int, settings: RunSettings) -> dic
     return _record(method, task, seed, recorder, (wall, cpu, surrogate_time), counts, surrogate)
 
 
+def pipe_request(
+    proc: subprocess.Popen[str], stderr: Any, message: Mapping[str, Any], died: str
+) -> Any:
+    """Send one JSON-lines request to a worker process and return its decoded reply.
+
+    Args:
+        proc: The worker, with text-mode pipes for stdin and stdout.
+        stderr: The file that receives the worker's stderr (read back when it has died).
+        message: The request.
+        died: What to say when the worker has died (its stderr's tail is appended).
+
+    Raises:
+        RuntimeError: If the worker has died.
+    """
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(json.dumps(message) + "\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+    except BrokenPipeError:
+        line = ""
+    if not line:
+        stderr.seek(0)
+        raise RuntimeError(f"{died} Its stderr:\n{stderr.read()[-3000:]}")
+    return json.loads(line)
+
+
 class _DehbWorker:
     """A long-lived ``dehb_worker.py`` subprocess (one per harness process) on JSON lines."""
 
@@ -390,21 +417,13 @@ class _DehbWorker:
 
     def call(self, message: Mapping[str, Any]) -> Any:
         """Send one request and return the decoded reply."""
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        try:
-            self._proc.stdin.write(json.dumps(message) + "\n")
-            self._proc.stdin.flush()
-            line = self._proc.stdout.readline()
-        except BrokenPipeError:
-            line = ""
-        if not line:
-            self._stderr.seek(0)
-            raise RuntimeError(
-                f"DEHB worker ({self.python} {DEHB_WORKER.name}) died. It needs `pip install "
-                f"dehb==0.1.2` in that Python; set ${DEHB_PYTHON_ENV} or --dehb-python. "
-                f"Its stderr:\n{self._stderr.read()[-2000:]}"
-            )
-        return json.loads(line)
+        return pipe_request(
+            self._proc,
+            self._stderr,
+            message,
+            f"DEHB worker ({self.python} {DEHB_WORKER.name}) died. It needs `pip install "
+            f"dehb==0.1.2` in that Python; set ${DEHB_PYTHON_ENV} or --dehb-python.",
+        )
 
 
 atexit.register(_DehbWorker.close_all)
