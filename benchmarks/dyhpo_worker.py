@@ -234,6 +234,8 @@ def run_dyhpo(
         ``decision_time_by_epochs`` (mean seconds per decision in windows of 100 epochs),
         ``regret`` and ``regret_complete``.
     """
+    from optuna.distributions import IntDistribution
+
     from benchmarks import run_lcbench as rl
     from benchmarks.lcbench import N_EPOCHS
     from benchmarks.lcbench import epoch_costs
@@ -242,7 +244,7 @@ def run_dyhpo(
     rl.check_tasks([task])
     surrogate = rl.get_surrogate(data_dir)
     space = {
-        name: ["int" if type(d).__name__ == "IntDistribution" else "float", d.low, d.high, d.log]
+        name: ["int" if isinstance(d, IntDistribution) else "float", d.low, d.high, d.log]
         for name, d in search_space().items()
     }
     python = python or os.environ.get(SYNETUNE_PYTHON_ENV, sys.executable)

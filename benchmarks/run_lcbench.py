@@ -101,7 +101,6 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     "boil_budget_ei": {"acquisition": "budget"},
     "boil_paper": {"target": "paper"},
     "boil_startup5": {"n_startup_trials": 5},
-    "boil_deliver_new": {"deliver_new": True},
     "boil_no_deliver_new": {"deliver_new": False},
 }
 

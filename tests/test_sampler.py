@@ -213,7 +213,7 @@ def test_new_configurations_start_fully_trained_when_delivery_wins() -> None:
     study = boil_study()
     study.optimize(make_objective(), n_trials=16)
     assert MAX in _initial_budgets(study, 4)
-    # BOIL's published rule (the ablation switch) never starts a new configuration at MAX.
+    # The previous rule (the ablation switch) never starts a new configuration at MAX.
     ablation = optuna.create_study(
         direction="maximize",
         sampler=BOILSampler(seed=0, n_startup_trials=4)._configure(deliver_new=False),
