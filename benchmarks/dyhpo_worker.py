@@ -234,6 +234,7 @@ def run_dyhpo(
         ``decision_time_by_epochs`` (mean seconds per decision in windows of 100 epochs),
         ``regret`` and ``regret_complete``.
     """
+    from optuna.distributions import FloatDistribution
     from optuna.distributions import IntDistribution
 
     from benchmarks import run_lcbench as rl
@@ -243,10 +244,10 @@ def run_dyhpo(
 
     rl.check_tasks([task])
     surrogate = rl.get_surrogate(data_dir)
-    space = {
-        name: ["int" if isinstance(d, IntDistribution) else "float", d.low, d.high, d.log]
-        for name, d in search_space().items()
-    }
+    space = {}
+    for name, d in search_space().items():
+        assert isinstance(d, (IntDistribution, FloatDistribution))
+        space[name] = ["int" if isinstance(d, IntDistribution) else "float", d.low, d.high, d.log]
     python = python or os.environ.get(SYNETUNE_PYTHON_ENV, sys.executable)
     with tempfile.TemporaryDirectory(prefix="dyhpo-home-") as home:
         worker = _Worker(python, home)

@@ -199,9 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     lines.insert(0, f"* workers: {args.workers} (exit codes {codes}), storage: {args.storage}")
     print("\n".join(lines))
     if args.markdown is not None:
-        command = " ".join(["python benchmarks/load_test.py", *(argv or sys.argv[1:])])
+        invocation = " ".join(["python benchmarks/load_test.py", *(argv or sys.argv[1:])])
         with args.markdown.open("a") as out:
-            out.write(f"\n## {time.strftime('%Y-%m-%d')}: `{command}`\n\n")
+            out.write(f"\n## {time.strftime('%Y-%m-%d')}: `{invocation}`\n\n")
             out.write("\n".join(lines) + "\n")
     if not args.keep:
         optuna.delete_study(study_name=args.study_name, storage=storage)

@@ -82,7 +82,9 @@ def objective(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     env = gym.make("CartPole-v1", max_episode_steps=max_episode_steps)
-    n_obs, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+    obs_shape, actions = env.observation_space.shape, env.action_space
+    assert obs_shape is not None and isinstance(actions, gym.spaces.Discrete)
+    n_obs, n_actions = obs_shape[0], int(actions.n)
     online, target = q_network(n_obs, n_actions), q_network(n_obs, n_actions)
     target.load_state_dict(online.state_dict())
     optimiser = torch.optim.Adam(online.parameters(), lr=lr)
