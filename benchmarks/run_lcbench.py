@@ -102,6 +102,10 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     "boil_paper": {"target": "paper"},
     "boil_startup5": {"n_startup_trials": 5},
     "boil_no_deliver_new": {"deliver_new": False},
+    # Decision points may also train a run on, for what the longer look tells, to at least
+    # twice its step (r = 2) or to any later report (r = 1), not only to the end.
+    "boil_inform_double": {"continue_inform": 2.0},
+    "boil_inform": {"continue_inform": 1.0},
 }
 
 

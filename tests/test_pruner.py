@@ -73,6 +73,28 @@ def test_smooth_study_ends_with_fully_trained_best_configurations() -> None:
     assert all("boil_stop" in t.user_attrs for t in study.trials if t.state == TrialState.PRUNED)
 
 
+def test_a_decision_point_can_train_on_short_of_max_resource() -> None:
+    """With ``continue_inform=2`` a run may also go on, for what a longer look tells, to at
+    least twice the step it reached; by default it only stops or trains to the end."""
+    study = boil_study()
+    assert isinstance(study.sampler, BOILSampler)
+    study.sampler._configure(continue_inform=2.0)
+    study.optimize(make_objective(), n_trials=20)
+    short = [
+        t
+        for t in study.trials
+        if t.user_attrs.get("boil_extensions") == 1 and t.user_attrs["boil_budget"] < MAX
+    ]
+    assert short
+    for t in short:
+        assert t.user_attrs["boil_budget"] >= 2 * t.user_attrs["boil_initial_budget"]
+        assert t.last_step == t.user_attrs["boil_budget"]  # trained to the new budget, no further
+    off = boil_study()
+    off.optimize(make_objective(), n_trials=20)
+    extended = [t for t in off.trials if t.user_attrs.get("boil_extensions")]
+    assert extended and all(t.user_attrs["boil_budget"] == MAX for t in extended)
+
+
 def test_trials_are_never_pruned_at_or_after_max_resource() -> None:
     study = optuna.create_study(
         sampler=BOILSampler(seed=0, n_startup_trials=2),

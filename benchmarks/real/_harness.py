@@ -134,11 +134,17 @@ METHODS: dict[str, MethodFactory] = {
     "boil": _boil,
     # The previous default: new configurations never start at the full budget.
     "boil_no_deliver_new": functools.partial(_boil, deliver_new=False),
+    # Decision points may also train a run on, for what the longer look tells, to at least
+    # twice its step (r = 2) or to any later report (r = 1), not only to the end.
+    "boil_inform_double": functools.partial(_boil, continue_inform=2.0),
+    "boil_inform": functools.partial(_boil, continue_inform=1.0),
     # A user's setting for curves whose first third says little (an exploration phase, as in
     # the CartPole DQN): no decision before a third of the full training.
     "boil_min_third": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),
 }
-BOIL_METHODS = frozenset({"boil", "boil_no_deliver_new", "boil_min_third"})
+BOIL_METHODS = frozenset(
+    {"boil", "boil_no_deliver_new", "boil_min_third", "boil_inform_double", "boil_inform"}
+)
 BASELINE = "random"
 
 

@@ -174,7 +174,8 @@ def test_continuation():
     rng = np.random.RandomState(3)
     x = rng.uniform(size=(8, 2))
     lengths = np.array([20, 5, 8, 12, 3, 20, 6, 10])
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, lengths), rng)
+    cfg = dataclasses.replace(FAST, continue_inform=0.0)  # stop or train to the end
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(_data(x, lengths), rng)
     done = fm.continuation(0, 20.0, np.random.RandomState(0))
     assert done.extend_to is None and done.log_value == -np.inf
     assert fm.continuation(5, 25.0, np.random.RandomState(0)).extend_to is None
@@ -405,3 +406,34 @@ def test_deliver_new_trains_a_new_configuration_fully_only_when_delivery_wins():
         assert d.log_acq == pytest.approx(fm.log_delivery(d.x))
     else:
         assert d.log_acq >= fm.log_delivery(d.x)
+
+
+def test_continuation_may_train_on_short_of_the_end_to_learn_more():
+    """``continue_inform=r``: a run may go on to any reported step of at least ``r`` times the
+    step reached, valued by the acquisition with only the remaining steps as cost."""
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(8, 2))
+    data = _data(x, np.array([T_HI, 3, 3, 3, 3, 3, 3, 3]))
+    cfg = dataclasses.replace(FAST, continue_inform=0.0)
+    base = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
+    cfg = dataclasses.replace(FAST, continue_inform=2.0)
+    inform = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
+    later = np.arange(6, T_HI + 1)  # at least twice the step reached (3)
+    short = 0
+    for i in range(1, 8):
+        X = torch.from_numpy(
+            np.column_stack([np.tile(x[i], (later.size, 1)), inform.model.scale_t(later)])
+        )
+        with torch.no_grad():
+            brute = inform.log_acq(X, torch.tensor(3.0, dtype=torch.float64)).numpy()
+        step, value = inform._best_extension(x[i], 3.0, 2.0)
+        assert step == later[np.argmax(brute)] and value == pytest.approx(brute.max())
+        c0 = base.continuation(i, 3.0, np.random.RandomState(0))
+        c = inform.continuation(i, 3.0, np.random.RandomState(0))
+        assert c0.extend_to in (None, T_HI)  # without it: the full budget or stop
+        assert c.log_new == pytest.approx(c0.log_new)
+        assert c.log_value == pytest.approx(max(c0.log_value, value))
+        if c.extend_to is not None and c.extend_to < T_HI:
+            short += 1
+            assert c.extend_to == step >= 6 and "learn more" in c.reason
+    assert short > 0
