@@ -651,10 +651,9 @@ class FittedModel:
         acquisition for a run of ``x`` continued from ``step`` (only the remaining steps cost) is
         highest, and that log value."""
         m = self.model
-        steps = np.unique(m.snap(np.arange(np.floor(step) + 1.0, m.t_hi + 1.0)))
-        steps = steps[(steps > step) & ((steps >= growth * step) | (steps == m.t_hi))]
-        if steps.size == 0:
-            return int(m.t_hi), -np.inf
+        # Snapping rounds up, so every candidate is a reported step >= lo, and t_hi is one.
+        lo = min(max(np.floor(step) + 1.0, np.ceil(growth * step)), m.t_hi)
+        steps = np.unique(m.snap(np.arange(lo, m.t_hi + 1.0)))
         X = torch.from_numpy(np.column_stack([np.tile(x, (steps.size, 1)), m.scale_t(steps)]))
         with torch.no_grad():
             values = self.log_acq(X, torch.tensor(float(step), dtype=torch.float64)).numpy()
