@@ -106,6 +106,8 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     # twice its step (r = 2) or to any later report (r = 1), not only to the end.
     "boil_inform_double": {"continue_inform": 2.0},
     "boil_inform": {"continue_inform": 1.0},
+    # Run-to-run noise: a per-run late part, and a barrier against collapsing x lengthscales.
+    "boil_run_noise": {"run_noise": True, "lengthscale_floor": 0.01},
 }
 
 

@@ -276,7 +276,7 @@ _FIT_SCALARS = {
     "noise": True,
     "mean": False,
 }
-_FIT_OPTIONAL = {"slope": False, "late": True}
+_FIT_OPTIONAL = {"slope": False, "late": True, "run": False}
 
 
 def check_fit(value: Any) -> dict[str, Any]:
@@ -284,7 +284,8 @@ def check_fit(value: Any) -> dict[str, Any]:
 
     Every key of :meth:`~optuna_boil._model.gp.JointGP.hyperparameters` must be a finite number
     (lengthscales, output scale, noise and ``late`` positive) and ``x_lengthscale`` a non-empty
-    list of them; ``slope`` and ``late`` may be missing (older versions). Other keys are dropped.
+    list of them; ``slope``, ``late`` and ``run`` may be missing (older versions). Other keys are
+    dropped.
     """
     if not isinstance(value, dict):
         raise ValueError(f"expected a dict, got {type(value).__name__}")

@@ -138,12 +138,21 @@ METHODS: dict[str, MethodFactory] = {
     # twice its step (r = 2) or to any later report (r = 1), not only to the end.
     "boil_inform_double": functools.partial(_boil, continue_inform=2.0),
     "boil_inform": functools.partial(_boil, continue_inform=1.0),
+    # Run-to-run noise: a per-run late part, and a barrier against collapsing x lengthscales.
+    "boil_run_noise": functools.partial(_boil, run_noise=True, lengthscale_floor=0.01),
     # A user's setting for curves whose first third says little (an exploration phase, as in
     # the CartPole DQN): no decision before a third of the full training.
     "boil_min_third": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),
 }
 BOIL_METHODS = frozenset(
-    {"boil", "boil_no_deliver_new", "boil_min_third", "boil_inform_double", "boil_inform"}
+    {
+        "boil",
+        "boil_no_deliver_new",
+        "boil_min_third",
+        "boil_inform_double",
+        "boil_inform",
+        "boil_run_noise",
+    }
 )
 BASELINE = "random"
 

@@ -8,11 +8,12 @@ Kernel: ``Matern52(r_x) * (s * exp(-(u - u')^2 / (2 l_t^2)) + late * w(t) w(t'))
 distance ``r_x^2 = sum_cont ((x_i - x'_i) / l_i)^2 + sum_cat 1[x_i != x'_i] / l_i^2``, so
 categorical choices are compared by equality only; ``u`` is the log-scaled step and ``w`` the
 linear fraction of the step range (a part of the score that only long runs reveal, see
-:class:`JointKernel`). Priors keep lengthscales, signal and noise away from the
-edges; the noise variance has a floor. Targets are the compressed curve scores (:mod:`.curve`),
-standardised; the logistic parameters ``(m0, g0)`` of the compression are GP hyperparameters too
-and all of them are fitted by maximising the marginal likelihood plus log priors, with exact torch
-gradients and SciPy's L-BFGS-B. Everything is float64 and uses Cholesky factorisations.
+:class:`JointKernel`, which may add a late part of each run's own). Priors keep lengthscales,
+signal and noise away from the edges; the noise variance has a floor. Targets are the
+compressed curve scores (:mod:`.curve`), standardised; the logistic parameters ``(m0, g0)`` of
+the compression are GP hyperparameters too and all of them are fitted by maximising the
+marginal likelihood plus log priors, with exact torch gradients and SciPy's L-BFGS-B.
+Everything is float64 and uses Cholesky factorisations.
 """
 
 from __future__ import annotations
@@ -63,15 +64,32 @@ class JointKernel(gpytorch.kernels.Kernel):
     keeps the prior uncertainty ``late`` instead of inheriting the certainty of many short runs
     (which made the model propose only short runs when early reports do not depend on x).
 
+    With ``run_noise`` a third term ``run * 1[x = x'] * w(t) w(t')`` is a late part of the score
+    that belongs to one run (two runs of one configuration with different training seeds, as in
+    reinforcement learning, end apart): the points of one curve share it, other configurations
+    do not. A prediction at an observed configuration is then that run's score, at a new one a
+    new run's. Without it one run per configuration cannot tell run-to-run noise from structure,
+    and the fit explains the difference of nearby runs by an x lengthscale near zero.
+
     Args:
         is_categorical: Which x coordinates are categorical.
         log_span: ``log(1 + t_hi - t_lo)``, to map the GP's step coordinate back to ``w``.
+        lengthscale_floor: ``b > 0`` adds a prior ``-b / l^2`` nats on each x lengthscale, a
+            soft barrier against lengthscales collapsing to zero (0.01 costs 1 nat at 0.1).
+        run_noise: Add the per-run term.
     """
 
     has_lengthscale = False
 
-    def __init__(self, is_categorical: np.ndarray, log_span: float = 0.0) -> None:
+    def __init__(
+        self,
+        is_categorical: np.ndarray,
+        log_span: float = 0.0,
+        lengthscale_floor: float = 0.0,
+        run_noise: bool = False,
+    ) -> None:
         super().__init__()
+        self.run_noise = bool(run_noise)
         d = int(is_categorical.size)
         self.log_span = float(log_span)
         self.register_buffer("is_cat", torch.as_tensor(is_categorical, dtype=torch.bool))
@@ -79,6 +97,12 @@ class JointKernel(gpytorch.kernels.Kernel):
         self.register_parameter("raw_t_lengthscale", torch.nn.Parameter(torch.zeros(1)))
         self.register_parameter("raw_late", torch.nn.Parameter(torch.zeros(())))
         self.register_parameter("raw_outputscale", torch.nn.Parameter(torch.zeros(())))
+        if self.run_noise:
+            self.register_parameter("raw_run", torch.nn.Parameter(torch.zeros(())))
+            self.register_constraint("raw_run", Positive())
+            self.register_prior(
+                "run_prior", GammaPrior(1.1, 2.0, validate_args=False), lambda m: m.run
+            )
         self.register_constraint("raw_outputscale", Positive())
         self.register_prior(
             "outputscale_prior",
@@ -96,6 +120,14 @@ class JointKernel(gpytorch.kernels.Kernel):
             GammaPrior(3.0, 6.0, validate_args=False),
             lambda m: m.x_lengthscale,
         )
+        if lengthscale_floor > 0.0:
+            # An exponential prior on the inverse squared lengthscale: a soft barrier of
+            # ``lengthscale_floor / l^2`` nats against an x lengthscale collapsing to zero.
+            self.register_prior(
+                "x_inverse_lengthscale_prior",
+                GammaPrior(1.0, lengthscale_floor, validate_args=False),
+                lambda m: m.x_lengthscale.pow(-2),
+            )
         self.register_prior(
             "t_lengthscale_prior",
             GammaPrior(3.0, 6.0, validate_args=False),
@@ -120,9 +152,16 @@ class JointKernel(gpytorch.kernels.Kernel):
     def outputscale(self) -> torch.Tensor:
         return self.raw_outputscale_constraint.transform(self.raw_outputscale)
 
+    @property
+    def run(self) -> torch.Tensor:
+        """Variance at the full budget of a run's own late part (0 without ``run_noise``)."""
+        if not self.run_noise:
+            return torch.zeros((), dtype=self.raw_outputscale.dtype)
+        return self.raw_run_constraint.transform(self.raw_run)
+
     def _sq_dists(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Per-dimension squared distances (Hamming on categoricals), squared step gaps and the
-        products ``w(t) w(t')`` of the late term.
+        """Per-dimension squared distances (Hamming on categoricals), squared step gaps, the
+        products ``w(t) w(t')`` of the late term and which pairs belong to the same run.
 
         They do not depend on the kernel parameters, so the pair for the training inputs is
         cached and reused at every step of the marginal-likelihood optimisation.
@@ -133,7 +172,11 @@ class JointKernel(gpytorch.kernels.Kernel):
             if x1 is cached and x2 is cached and x1._version == version:
                 return self._cache_value
         x1, x2 = x1.detach(), x2.detach()
-        value = (*sq_dists(x1, x2, self.is_cat), self._late_products(x1, x2))
+        value = (
+            *sq_dists(x1, x2, self.is_cat),
+            self._late_products(x1, x2),
+            same_run(x1, x2),
+        )
         if x1 is x2:
             self._cache_key, self._cache_value = (x1, x1._version), value
         return value
@@ -148,13 +191,19 @@ class JointKernel(gpytorch.kernels.Kernel):
     ) -> torch.Tensor:
         if diag:
             w = late_weight(x1[..., -1], self.log_span)
-            return self.outputscale + self.late * w.pow(2)
+            return self.outputscale + (self.late + self.run) * w.pow(2)
         if x1.requires_grad or x2.requires_grad:
             sq, dt2 = sq_dists(x1, x2, self.is_cat)
-            ww = self._late_products(x1, x2)
+            ww, same = self._late_products(x1, x2), same_run(x1, x2)
         else:
-            sq, dt2, ww = self._sq_dists(x1, x2)
-        return joint_kernel(
+            sq, dt2, ww, same = self._sq_dists(x1, x2)
+        return self.matrix(sq, dt2, ww, same)
+
+    def matrix(
+        self, sq: torch.Tensor, dt2: torch.Tensor, ww: torch.Tensor, same: torch.Tensor
+    ) -> torch.Tensor:
+        """The kernel matrix from the parameter-free pieces of :meth:`_sq_dists`."""
+        K = joint_kernel(
             sq,
             dt2,
             self.x_lengthscale.pow(-2),
@@ -162,6 +211,7 @@ class JointKernel(gpytorch.kernels.Kernel):
             self.outputscale,
             self.late * ww,
         )
+        return K + self.run * same * ww if self.run_noise else K
 
 
 def late_weight(u: torch.Tensor, log_span: float) -> torch.Tensor:
@@ -169,6 +219,11 @@ def late_weight(u: torch.Tensor, log_span: float) -> torch.Tensor:
     if log_span <= 0.0:
         return torch.ones_like(u)
     return torch.expm1(u * log_span) / math.expm1(log_span)
+
+
+def same_run(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+    """``1`` for pairs of rows with the same configuration (points of one run), else ``0``."""
+    return (x1[..., :-1].unsqueeze(-2) == x2[..., :-1].unsqueeze(-3)).all(-1).to(x1.dtype)
 
 
 def sq_dists(
@@ -193,6 +248,7 @@ class KernelParams:
     outputscale: float
     late: float  # variance of the late term at the full budget
     log_span: float
+    run: float = 0.0  # variance of a run's own offset
 
     @classmethod
     def of(cls, kernel: JointKernel) -> KernelParams:
@@ -211,12 +267,13 @@ class KernelParams:
             outputscale=float(kernel.outputscale.detach()),
             late=float(kernel.late.detach()),
             log_span=kernel.log_span,
+            run=float(kernel.run.detach()),
         )
 
     def variance(self, u: torch.Tensor | float) -> torch.Tensor:
         """Prior variance ``s + late * w(u)^2`` at step coordinates ``u``."""
         w = late_weight(torch.as_tensor(u, dtype=torch.float64), self.log_span)
-        return self.outputscale + self.late * w.pow(2)
+        return self.outputscale + (self.late + self.run) * w.pow(2)
 
 
 def kernel_matrix(X1: torch.Tensor, X2: torch.Tensor, p: KernelParams) -> torch.Tensor:
@@ -239,7 +296,10 @@ def kernel_matrix(X1: torch.Tensor, X2: torch.Tensor, p: KernelParams) -> torch.
     matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqx) * torch.exp(-_SQRT5 * r)
     w1 = late_weight(X1[:, -1:], p.log_span)
     w2 = late_weight(X2[:, -1], p.log_span)
-    return matern * (p.outputscale * torch.exp(-0.5 * dt2) + p.late * w1 * w2)
+    K = matern * (p.outputscale * torch.exp(-0.5 * dt2) + p.late * w1 * w2)
+    if p.run > 0.0:
+        K = K + p.run * same_run(X1, X2) * w1 * w2
+    return K
 
 
 def joint_kernel(
@@ -338,6 +398,8 @@ class JointGP(gpytorch.models.ExactGP):
         target: str,
         learn_compression: bool,
         log_span: float = 0.0,
+        lengthscale_floor: float = 0.0,
+        run_noise: bool = False,
     ) -> None:
         likelihood = gpytorch.likelihoods.GaussianLikelihood(
             noise_prior=GammaPrior(1.1, 0.05, validate_args=False),
@@ -346,7 +408,7 @@ class JointGP(gpytorch.models.ExactGP):
         super().__init__(X, torch.zeros(X.shape[0], dtype=X.dtype), likelihood)
         self.curves = curves
         self.mean_module = TrendMean()
-        self.covar_module = JointKernel(is_categorical, log_span)
+        self.covar_module = JointKernel(is_categorical, log_span, lengthscale_floor, run_noise)
         self.compression = Compression(target, learn_compression)
         self._prior_list: list[tuple[Any, Callable[[torch.Tensor], torch.Tensor], Any]] | None = (
             None
@@ -368,6 +430,10 @@ class JointGP(gpytorch.models.ExactGP):
             kernel.raw_late.fill_(
                 float(Positive().inverse_transform(torch.tensor(0.5, dtype=torch.float64)))
             )
+            if kernel.run_noise:
+                kernel.raw_run.fill_(
+                    float(Positive().inverse_transform(torch.tensor(0.05, dtype=torch.float64)))
+                )
         self.y_mean = 0.0
         self.y_std = 1.0
         self.scores = torch.zeros(X.shape[0], dtype=X.dtype)
@@ -424,6 +490,7 @@ class JointGP(gpytorch.models.ExactGP):
             "mean": float(self.mean_module.constant.detach()),
             "slope": float(self.mean_module.slope.detach()),
             "late": float(kernel.late.detach()),
+            "run": float(kernel.run.detach()),
         }
 
     def load_hyperparameters(self, hp: dict[str, Any]) -> None:
@@ -470,6 +537,7 @@ class JointGP(gpytorch.models.ExactGP):
                 ("mean", None),
                 ("slope", 0.0),
                 ("late", 0.5),
+                ("run", 0.05),
             ]
         }
         m0 = scalar("m0") if self.compression.learn else 0.0
@@ -495,6 +563,9 @@ class JointGP(gpytorch.models.ExactGP):
             self.mean_module.slope.fill_(values["slope"])
             late = torch.tensor(max(values["late"], 1e-4), dtype=torch.float64)
             kernel.raw_late.copy_(kernel.raw_late_constraint.inverse_transform(late))
+            if kernel.run_noise:
+                run = torch.tensor(max(values["run"], 1e-4), dtype=torch.float64)
+                kernel.raw_run.copy_(kernel.raw_run_constraint.inverse_transform(run))
         if self.compression.learn:
             self.compression.set(m0, g0)
 
@@ -510,15 +581,7 @@ class JointGP(gpytorch.models.ExactGP):
         X = self.train_inputs[0]
         n = X.shape[0]
         kernel = self.covar_module
-        sq, dt2, ww = kernel._sq_dists(X, X)
-        K = joint_kernel(
-            sq,
-            dt2,
-            kernel.x_lengthscale.pow(-2),
-            kernel.t_lengthscale.pow(-2),
-            kernel.outputscale,
-            kernel.late * ww,
-        )
+        K = kernel.matrix(*kernel._sq_dists(X, X))
         K = K + self.likelihood.noise * torch.eye(n, dtype=X.dtype)
         resid = y - self.mean_module(X)
         mll = _GaussianLogLikelihood.apply(K, resid) - 0.5 * n * _LOG_2PI
@@ -668,7 +731,7 @@ class JointGP(gpytorch.models.ExactGP):
         w_f = float(late_weight(torch.tensor(u_final, dtype=torch.float64), params.log_span))
         prior_cross = (
             params.outputscale * torch.exp(-0.5 * (X[:, -1] - u_final).pow(2) * params.inv_lt2)
-            + params.late * w * w_f
+            + (params.late + params.run) * w * w_f
         )
         var = (params.variance(X[:, -1]) - v_t.pow(2).sum(0)).clamp_min(1e-12)
         var_f = (params.variance(u_final) - v_f.pow(2).sum(0)).clamp_min(1e-12)

@@ -62,6 +62,12 @@ class ModelConfig:
     # epochs, +0.006 +- 0.002 at 250, paired) and ahead only within noise at 1000 (-0.006 +-
     # 0.005); on the real tasks it was ahead within noise. r = 1 decides at every report.
     continue_inform: float = 0.0
+    # Strength of a soft barrier (``lengthscale_floor / l`` nats) against x lengthscales
+    # collapsing to zero, which makes every configuration independent of its neighbours.
+    lengthscale_floor: float = 0.0
+    # A run's own offset (variance fitted, shared by all points of one curve): differences
+    # between runs of nearby configurations are then run-to-run noise, not structure.
+    run_noise: bool = False
 
 
 @dataclass
@@ -294,6 +300,8 @@ class BOILModel:
             self.config.target,
             self.config.learn_compression,
             float(np.log1p(max(self.t_hi - self.t_lo, 0))),
+            self.config.lengthscale_floor,
+            self.config.run_noise,
         )
 
     def _augment(

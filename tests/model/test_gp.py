@@ -203,12 +203,18 @@ def test_distance_cache_not_stale_after_memory_reuse():
         assert float(k.forward(B, B)[0, 1]) == pytest.approx(1.0), trial
 
 
-def test_kernel_matrix_matches_the_gpytorch_kernel():
+@pytest.mark.parametrize("run_noise", [False, True])
+def test_kernel_matrix_matches_the_gpytorch_kernel(run_noise):
     # The fast path used for predictions and augmentation must be the same kernel as the one
-    # fitted through GPyTorch, categorical (Hamming) columns included.
+    # fitted through GPyTorch, categorical (Hamming) columns and the per-run term included.
     rng = np.random.RandomState(5)
     x = np.column_stack([rng.uniform(size=(12, 2)), rng.randint(0, 3, size=12)])
-    gp = _single_point_gp(x, rng.normal(size=12), is_cat=np.array([False, False, True]))
+    n = len(x)
+    X = torch.from_numpy(np.column_stack([x, np.ones(n)]))
+    curves = [(np.array([10.0]), np.array([v])) for v in rng.normal(size=n)]
+    padded = curve.PaddedCurves(curves, [1] * n, 1.0, 10.0)
+    is_cat = np.array([False, False, True])
+    gp = JointGP(X, padded, is_cat, "final", False, math.log1p(9.0), run_noise=run_noise)
     gp.load_hyperparameters(
         {
             "m0": 0.0,
@@ -218,17 +224,26 @@ def test_kernel_matrix_matches_the_gpytorch_kernel():
             "outputscale": 1.7,
             "noise": 1e-3,
             "mean": 0.0,
+            "late": 0.6,
+            "run": 0.8,
         }
     )
+    assert float(gp.covar_module.run.detach()) == (pytest.approx(0.8) if run_noise else 0.0)
     A = torch.from_numpy(np.column_stack([x, rng.uniform(size=12)]))
     B = A[rng.permutation(12)[:7]].clone()
-    B[:, 0] += 0.05
+    B[3:, 0] += 0.05  # the first three rows of B are configurations of A (the same runs)
+    B[:, -1] = torch.from_numpy(rng.uniform(size=7))
     expected = gp.covar_module(A, B).to_dense().detach()
     np.testing.assert_allclose(
         gp.covariance(A, B).numpy(), expected.numpy(), rtol=1e-9, atol=1e-12
     )
     np.testing.assert_allclose(
         gp.covariance(A).numpy(), gp.covar_module(A).to_dense().detach().numpy(), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        gp.prior_variance(A).numpy(),
+        gp.covar_module(A, diag=True).detach().numpy(),
+        rtol=1e-12,
     )
 
 
@@ -275,3 +290,38 @@ def test_inlined_prior_densities_match_gpytorch():
         np.testing.assert_allclose(
             _log_prior(prior)(value).numpy(), prior.log_prob(value).numpy(), rtol=1e-6
         )
+
+
+def _runs_gp(run_noise: bool, floor: float, seed: int) -> JointGP:
+    """30 runs of a 1-d configuration whose late scores are a smooth function of x plus a large
+    run-to-run offset (as in reinforcement learning), three prefixes of each run."""
+    rng = np.random.RandomState(seed)
+    x = rng.uniform(size=30)
+    steps = np.arange(1.0, 11.0)
+    curves = [
+        (steps, (np.sin(4.0 * xi) + rng.normal()) * steps / 10.0 + 1e-3 * rng.normal(size=10))
+        for xi in x
+    ]
+    curves, _, _ = curve.normalise_curves(curves)
+    lengths = [4, 7, 10]
+    X = torch.from_numpy(
+        np.array([[xi, math.log1p(L - 1) / math.log1p(9.0)] for xi in x for L in lengths])
+    )
+    padded = curve.PaddedCurves([c for c in curves for _ in lengths], lengths * len(x), 1.0, 10.0)
+    is_cat = np.zeros(1, dtype=bool)
+    return JointGP(X, padded, is_cat, "logistic", True, math.log1p(9.0), floor, run_noise)
+
+
+def test_run_noise_keeps_runs_of_nearby_configurations_related():
+    # One run per configuration cannot tell run-to-run noise from structure at the scale of the
+    # spacing: without a term for it the x lengthscale collapses and every configuration is on
+    # its own. With the per-run late term and the barrier the run variance takes the offsets.
+    for seed in range(3):
+        plain = _runs_gp(False, 0.0, seed)
+        plain.fit([None], np.random.RandomState(0), n_random_starts=1)
+        runs = _runs_gp(True, 0.01, seed)
+        runs.fit([None], np.random.RandomState(0), n_random_starts=1)
+        hp_plain, hp_runs = plain.hyperparameters(), runs.hyperparameters()
+        assert hp_plain["x_lengthscale"][0] < 0.02, seed
+        assert hp_runs["x_lengthscale"][0] > 3 * hp_plain["x_lengthscale"][0], seed
+        assert hp_runs["run"] > 0.3 and hp_plain["run"] == 0.0, seed

@@ -319,10 +319,12 @@ def _posterior(fm, X):
     return mean, Kss - ks @ np.linalg.solve(K, ks.T)
 
 
-def test_final_budget_acquisition_matches_its_formula():
+@pytest.mark.parametrize("run_noise", [False, True])
+def test_final_budget_acquisition_matches_its_formula(run_noise):
     rng = np.random.RandomState(0)
     x = rng.uniform(size=(8, 2))
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, rng.randint(3, 21, 8)), rng)
+    config = dataclasses.replace(FAST, run_noise=run_noise, lengthscale_floor=0.01 * run_noise)
+    fm = BOILModel(_space2(), T_LO, T_HI, config).fit(_data(x, rng.randint(3, 21, 8)), rng)
     ts = np.array([1.0, 5.0, 12.0, 20.0])
     X = torch.from_numpy(np.column_stack([np.tile([0.4, 0.7], (4, 1)), fm.model.scale_t(ts)]))
     with torch.no_grad():
