@@ -265,11 +265,13 @@ def summarize(
     methods = list(dict.fromkeys(r["method"] for r in records))
     kinds = kinds_in(records)
     has_complete_stats = all("last_epochs" in r for r in records)
+    grid = len(methods) * len(tasks) * len(seeds)
+    partial = "" if len(records) == grid else f" (not all {grid}: seeds differ by task)"
     md = [
         "# LCBench (YAHPO surrogate): normalised regret",
         "",
-        f"{len(records)} runs: {len(methods)} methods × {len(tasks)} tasks × {len(seeds)} seeds,"
-        f" budget {budget} epochs per run.",
+        f"{len(records)} runs: {len(methods)} methods × {len(tasks)} tasks × {len(seeds)} seeds"
+        f"{partial}, budget {budget} epochs per run.",
         "",
         f"## Regret at {budget} epochs",
         "",
