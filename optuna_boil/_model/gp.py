@@ -248,7 +248,7 @@ class KernelParams:
     outputscale: float
     late: float  # variance of the late term at the full budget
     log_span: float
-    run: float = 0.0  # variance of a run's own offset
+    run: float = 0.0  # variance of a run's own late part at the full budget
 
     @classmethod
     def of(cls, kernel: JointKernel) -> KernelParams:
@@ -271,7 +271,7 @@ class KernelParams:
         )
 
     def variance(self, u: torch.Tensor | float) -> torch.Tensor:
-        """Prior variance ``s + late * w(u)^2`` at step coordinates ``u``."""
+        """Prior variance ``s + (late + run) * w(u)^2`` at step coordinates ``u``."""
         w = late_weight(torch.as_tensor(u, dtype=torch.float64), self.log_span)
         return self.outputscale + (self.late + self.run) * w.pow(2)
 
