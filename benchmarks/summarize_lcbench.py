@@ -265,8 +265,8 @@ def summarize(
     methods = list(dict.fromkeys(r["method"] for r in records))
     kinds = kinds_in(records)
     has_complete_stats = all("last_epochs" in r for r in records)
-    grid = len(methods) * len(tasks) * len(seeds)
-    partial = "" if len(records) == grid else f" (not all {grid}: seeds differ by task)"
+    n_grid = len(methods) * len(tasks) * len(seeds)
+    partial = "" if len(records) == n_grid else f" (not all {n_grid}: seeds differ by task)"
     md = [
         "# LCBench (YAHPO surrogate): normalised regret",
         "",
