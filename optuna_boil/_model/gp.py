@@ -55,6 +55,11 @@ def gp_settings() -> Any:
     return stack
 
 
+# Parameter-free pieces of the kernel matrix: squared x distances per dimension, squared step
+# gaps, late-term products w(t) w(t') and same-run indicators (None without run_noise).
+_Pieces = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
 class JointKernel(gpytorch.kernels.Kernel):
     """``Matern52(x) * (s * SE(t) + late * w(t) w(t'))``, ARD Matern (Hamming on categoricals).
 
@@ -134,7 +139,7 @@ class JointKernel(gpytorch.kernels.Kernel):
             lambda m: m.t_lengthscale,
         )
         self._cache_key: Any = None
-        self._cache_value: tuple[torch.Tensor, ...] = ()
+        self._cache_value: _Pieces | None = None
 
     @property
     def x_lengthscale(self) -> torch.Tensor:
@@ -159,23 +164,24 @@ class JointKernel(gpytorch.kernels.Kernel):
             return torch.zeros((), dtype=self.raw_outputscale.dtype)
         return self.raw_run_constraint.transform(self.raw_run)
 
-    def _sq_dists(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _sq_dists(self, x1: torch.Tensor, x2: torch.Tensor) -> _Pieces:
         """Per-dimension squared distances (Hamming on categoricals), squared step gaps, the
-        products ``w(t) w(t')`` of the late term and which pairs belong to the same run.
+        products ``w(t) w(t')`` of the late term and (with ``run_noise``) which pairs belong to
+        the same run.
 
         They do not depend on the kernel parameters, so the pair for the training inputs is
         cached and reused at every step of the marginal-likelihood optimisation.
         """
         # The key holds the tensor itself (not its address, which a new tensor may reuse).
-        if self._cache_key is not None:
+        if self._cache_key is not None and self._cache_value is not None:
             cached, version = self._cache_key
             if x1 is cached and x2 is cached and x1._version == version:
                 return self._cache_value
         x1, x2 = x1.detach(), x2.detach()
-        value = (
+        value: _Pieces = (
             *sq_dists(x1, x2, self.is_cat),
             self._late_products(x1, x2),
-            same_run(x1, x2),
+            same_run(x1, x2) if self.run_noise else None,
         )
         if x1 is x2:
             self._cache_key, self._cache_value = (x1, x1._version), value
@@ -194,15 +200,17 @@ class JointKernel(gpytorch.kernels.Kernel):
             return self.outputscale + (self.late + self.run) * w.pow(2)
         if x1.requires_grad or x2.requires_grad:
             sq, dt2 = sq_dists(x1, x2, self.is_cat)
-            ww, same = self._late_products(x1, x2), same_run(x1, x2)
+            ww = self._late_products(x1, x2)
+            same = same_run(x1, x2) if self.run_noise else None
         else:
             sq, dt2, ww, same = self._sq_dists(x1, x2)
         return self.matrix(sq, dt2, ww, same)
 
     def matrix(
-        self, sq: torch.Tensor, dt2: torch.Tensor, ww: torch.Tensor, same: torch.Tensor
+        self, sq: torch.Tensor, dt2: torch.Tensor, ww: torch.Tensor, same: torch.Tensor | None
     ) -> torch.Tensor:
-        """The kernel matrix from the parameter-free pieces of :meth:`_sq_dists`."""
+        """The kernel matrix from the parameter-free pieces of :meth:`_sq_dists` (``same`` is
+        :obj:`None` without ``run_noise``)."""
         K = joint_kernel(
             sq,
             dt2,
@@ -211,7 +219,7 @@ class JointKernel(gpytorch.kernels.Kernel):
             self.outputscale,
             self.late * ww,
         )
-        return K + self.run * same * ww if self.run_noise else K
+        return K if same is None else K + self.run * same * ww
 
 
 def late_weight(u: torch.Tensor, log_span: float) -> torch.Tensor:
