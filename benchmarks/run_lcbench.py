@@ -108,6 +108,10 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     "boil_inform": {"continue_inform": 1.0},
     # Run-to-run noise: a per-run late part, and a barrier against collapsing x lengthscales.
     "boil_run_noise": {"run_noise": True, "lengthscale_floor": 0.01},
+    # Delivery searched on its own: the model's best full run competes with the acquisition.
+    "boil_deliver_best": {"deliver_best": True},
+    # BoTorch's dimension-scaled LogNormal prior on the x lengthscales, with deliver_best.
+    "boil_dim_prior": {"deliver_best": True, "lengthscale_prior": "dim_lognormal"},
 }
 
 

@@ -140,6 +140,12 @@ METHODS: dict[str, MethodFactory] = {
     "boil_inform": functools.partial(_boil, continue_inform=1.0),
     # Run-to-run noise: a per-run late part, and a barrier against collapsing x lengthscales.
     "boil_run_noise": functools.partial(_boil, run_noise=True, lengthscale_floor=0.01),
+    # Delivery searched on its own: the model's best full run competes with the acquisition.
+    "boil_deliver_best": functools.partial(_boil, deliver_best=True),
+    # BoTorch's dimension-scaled LogNormal prior on the x lengthscales, with deliver_best.
+    "boil_dim_prior": functools.partial(
+        _boil, deliver_best=True, lengthscale_prior="dim_lognormal"
+    ),
     # A user's setting for curves whose first third says little (an exploration phase, as in
     # the CartPole DQN): no decision before a third of the full training.
     "boil_min_third": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),

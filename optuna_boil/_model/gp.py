@@ -29,6 +29,7 @@ from gpytorch.constraints import GreaterThan
 from gpytorch.constraints import Interval
 from gpytorch.constraints import Positive
 from gpytorch.priors import GammaPrior
+from gpytorch.priors import LogNormalPrior
 from gpytorch.priors import NormalPrior
 import numpy as np
 import scipy.optimize
@@ -38,6 +39,7 @@ from optuna_boil._model import curve as _curve
 
 
 MIN_NOISE = 1e-6
+LENGTHSCALE_PRIORS = ("gamma", "dim_lognormal")
 _SQRT5 = 5.0**0.5
 _LOG_2PI = float(np.log(2 * np.pi))
 
@@ -82,6 +84,9 @@ class JointKernel(gpytorch.kernels.Kernel):
         lengthscale_floor: ``b > 0`` adds a prior ``-b / l^2`` nats on each x lengthscale, a
             soft barrier against lengthscales collapsing to zero (0.01 costs 1 nat at 0.1).
         run_noise: Add the per-run term.
+        lengthscale_prior: ``"gamma"``: Gamma(3, 6) on each x lengthscale (mode 1/3).
+            ``"dim_lognormal"``: LogNormal(sqrt(2) + log(d) / 2, sqrt(3)), the dimension-scaled
+            prior of Hvarfner et al. (2024) that BoTorch uses (median ``4.1 sqrt(d)``).
     """
 
     has_lengthscale = False
@@ -92,8 +97,14 @@ class JointKernel(gpytorch.kernels.Kernel):
         log_span: float = 0.0,
         lengthscale_floor: float = 0.0,
         run_noise: bool = False,
+        lengthscale_prior: str = "gamma",
     ) -> None:
         super().__init__()
+        if lengthscale_prior not in LENGTHSCALE_PRIORS:
+            raise ValueError(
+                f"Unknown lengthscale_prior {lengthscale_prior!r}; expected one of "
+                f"{LENGTHSCALE_PRIORS}."
+            )
         self.run_noise = bool(run_noise)
         d = int(is_categorical.size)
         self.log_span = float(log_span)
@@ -120,11 +131,14 @@ class JointKernel(gpytorch.kernels.Kernel):
         self.register_prior(
             "late_prior", GammaPrior(2.0, 2.0, validate_args=False), lambda m: m.late
         )
-        self.register_prior(
-            "x_lengthscale_prior",
-            GammaPrior(3.0, 6.0, validate_args=False),
-            lambda m: m.x_lengthscale,
+        x_prior = (
+            GammaPrior(3.0, 6.0, validate_args=False)
+            if lengthscale_prior == "gamma"
+            else LogNormalPrior(
+                math.sqrt(2.0) + 0.5 * math.log(max(d, 1)), math.sqrt(3.0), validate_args=False
+            )
         )
+        self.register_prior("x_lengthscale_prior", x_prior, lambda m: m.x_lengthscale)
         if lengthscale_floor > 0.0:
             # An exponential prior on the inverse squared lengthscale: a soft barrier of
             # ``lengthscale_floor / l^2`` nats against an x lengthscale collapsing to zero.
@@ -408,6 +422,7 @@ class JointGP(gpytorch.models.ExactGP):
         log_span: float = 0.0,
         lengthscale_floor: float = 0.0,
         run_noise: bool = False,
+        lengthscale_prior: str = "gamma",
     ) -> None:
         likelihood = gpytorch.likelihoods.GaussianLikelihood(
             noise_prior=GammaPrior(1.1, 0.05, validate_args=False),
@@ -416,7 +431,9 @@ class JointGP(gpytorch.models.ExactGP):
         super().__init__(X, torch.zeros(X.shape[0], dtype=X.dtype), likelihood)
         self.curves = curves
         self.mean_module = TrendMean()
-        self.covar_module = JointKernel(is_categorical, log_span, lengthscale_floor, run_noise)
+        self.covar_module = JointKernel(
+            is_categorical, log_span, lengthscale_floor, run_noise, lengthscale_prior
+        )
         self.compression = Compression(target, learn_compression)
         self._prior_list: list[tuple[Any, Callable[[torch.Tensor], torch.Tensor], Any]] | None = (
             None

@@ -410,6 +410,39 @@ def test_deliver_new_trains_a_new_configuration_fully_only_when_delivery_wins():
         assert d.log_acq >= fm.log_delivery(d.x)
 
 
+def test_deliver_best_trains_the_configuration_worth_most_fully_trained():
+    """``deliver_best``: the full run of the configuration whose delivery is worth most
+    competes with the acquisition's choice; it matches a brute-force search of the delivery
+    value, lands near the best configuration while none is fully trained, and repeats no full
+    run."""
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(10, 2))
+    data = _data(x, np.full(10, 6))
+    cfg = dataclasses.replace(FAST, deliver_best=True)
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
+    found = fm._best_delivery(np.random.RandomState(1))
+    assert found is not None
+    row, value = found
+    grid = np.stack(np.meshgrid(np.linspace(0, 1, 41), np.linspace(0, 1, 41)), -1).reshape(-1, 2)
+    brute = np.array([fm.log_delivery(g) for g in grid])
+    assert value == pytest.approx(fm.log_delivery(row[:2]))
+    assert value >= brute.max() - 0.05
+    # While nothing is fully trained the incumbent is the worst configuration seen: delivery
+    # follows the posterior mean, i.e. the best region of this quality (0.3, 0.6).
+    assert np.max(np.abs(row[:2] - np.array([0.3, 0.6]))) < 0.25
+    d = fm.suggest(np.random.RandomState(1))
+    assert d.t == T_HI and d.log_acq >= value - 1e-9
+    # A worker deciding at the same moment as another takes the next distinct candidate.
+    second = fm._best_delivery(np.random.RandomState(1), skip=1)
+    assert second is not None and np.max(np.abs(second[0] - row)) >= 0.05
+    assert second[1] <= value + 1e-9
+    # Once that configuration is fully trained it is not delivered again.
+    data2 = _data(np.vstack([x, row[None, :2]]), np.append(np.full(10, 6), T_HI))
+    fm2 = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data2, np.random.RandomState(0))
+    again = fm2._best_delivery(np.random.RandomState(1))
+    assert again is None or np.max(np.abs(again[0][:2] - row[:2])) > 1e-3
+
+
 def test_continuation_may_train_on_short_of_the_end_to_learn_more():
     """``continue_inform=r``: a run may go on to any reported step of at least ``r`` times the
     step reached, valued by the acquisition with only the remaining steps as cost."""
