@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 from scipy.stats import rankdata
 
+from benchmarks.real._harness import parse_seeds
 from benchmarks.run_lcbench import DEFAULT_OUT
 from benchmarks.run_lcbench import load_records
 
@@ -366,12 +367,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("results", nargs="?", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--budget", type=int, help="only runs with this budget")
     parser.add_argument("--methods", help="comma list of methods to include")
+    parser.add_argument("--seeds", help="only these seeds: comma list or ranges a-b")
     parser.add_argument("--md", type=Path, help="Markdown output (default: <results>.md)")
     args = parser.parse_args(argv)
     records = load_records(args.results)
     if args.methods:
         keep = args.methods.split(",")
         records = [r for r in records if r["method"] in keep]
+    if args.seeds:
+        seeds = set(parse_seeds(args.seeds))
+        records = [r for r in records if r["seed"] in seeds]
     if not records:
         raise SystemExit(f"No run records in {args.results}.")
     budgets = sorted({r["budget"] for r in records})

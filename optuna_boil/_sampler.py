@@ -37,7 +37,9 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
     fitted with the model; one Gaussian process over (hyperparameters, training step) is fitted
     to the scores; a few points of every curve are added to the GP where it is most uncertain
     (selective augmentation, guarded by the covariance condition number); and the next
-    configuration *and how long to train it* are chosen per unit of training cost.
+    configuration *and how long to train it* are chosen per unit of training cost. A new trial
+    may also train a configuration seen before again, to ``max_resource``, when having it fully
+    trained is worth most: the study's best trial is then a fully trained one.
 
     Use it with :class:`~optuna_boil.BOILPruner`, which enforces the chosen budgets and, when a
     trial reaches its budget, lets the model decide whether it continues (the most promising

@@ -36,6 +36,9 @@ class CountingStorage(InMemoryStorage):
 def test_should_prune_reads_the_study_only_at_decision_points() -> None:
     storage = CountingStorage()
     study = boil_study(storage)
+    assert isinstance(study.sampler, BOILSampler)
+    # New configurations at the acquisition's budget, so that this one has a decision point.
+    study.sampler._configure(deliver_new=False)
     study.optimize(make_objective(), n_trials=6)
     trial = study.ask()
     trial.suggest_float("x", 0, 1)
@@ -78,7 +81,8 @@ def test_a_decision_point_can_train_on_short_of_max_resource() -> None:
     least twice the step it reached; by default it only stops or trains to the end."""
     study = boil_study()
     assert isinstance(study.sampler, BOILSampler)
-    study.sampler._configure(continue_inform=2.0)
+    # New configurations at the acquisition's budget: more decision points in 20 trials.
+    study.sampler._configure(continue_inform=2.0, deliver_new=False)
     study.optimize(make_objective(), n_trials=20)
     short = [
         t

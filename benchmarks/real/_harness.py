@@ -105,6 +105,10 @@ class Task:
 # Methods -----------------------------------------------------------------------------------
 
 
+# The default before deliver_best and the dimension-scaled lengthscale prior.
+PREVIOUS: dict[str, Any] = {"deliver_best": False, "lengthscale_prior": "gamma"}
+
+
 def _boil(
     seed: int, min_resource: int, max_resource: int, **overrides: Any
 ) -> tuple[BaseSampler, BasePruner]:
@@ -132,23 +136,27 @@ METHODS: dict[str, MethodFactory] = {
     ),
     "gp": lambda seed, lo, hi: (GPSampler(seed=seed), NopPruner()),
     "boil": _boil,
-    # The previous default: new configurations never start at the full budget.
-    "boil_no_deliver_new": functools.partial(_boil, deliver_new=False),
+    # The default before deliver_best and the dimension-scaled lengthscale prior; the variants
+    # after it were measured against that default and keep its settings.
+    "boil_previous": functools.partial(_boil, **PREVIOUS),
+    # The configuration to train fully searched for in the whole space, not among those seen.
+    "boil_deliver_any": functools.partial(_boil, delivery_candidates="any"),
+    # That, with the previous lengthscale prior; and the default without deliver_best.
+    "boil_gamma_prior": functools.partial(
+        _boil, delivery_candidates="any", lengthscale_prior="gamma"
+    ),
+    "boil_no_deliver_best": functools.partial(_boil, deliver_best=False),
+    # New configurations never start at the full budget.
+    "boil_no_deliver_new": functools.partial(_boil, **PREVIOUS, deliver_new=False),
     # Decision points may also train a run on, for what the longer look tells, to at least
     # twice its step (r = 2) or to any later report (r = 1), not only to the end.
-    "boil_inform_double": functools.partial(_boil, continue_inform=2.0),
-    "boil_inform": functools.partial(_boil, continue_inform=1.0),
+    "boil_inform_double": functools.partial(_boil, **PREVIOUS, continue_inform=2.0),
+    "boil_inform": functools.partial(_boil, **PREVIOUS, continue_inform=1.0),
     # Run-to-run noise: a per-run late part, and a barrier against collapsing x lengthscales.
-    "boil_run_noise": functools.partial(_boil, run_noise=True, lengthscale_floor=0.01),
-    # Delivery searched on its own: the model's best full run competes with the acquisition.
-    "boil_deliver_best": functools.partial(_boil, deliver_best=True),
-    # BoTorch's dimension-scaled LogNormal prior on the x lengthscales, with deliver_best.
-    "boil_dim_prior": functools.partial(
-        _boil, deliver_best=True, lengthscale_prior="dim_lognormal"
-    ),
+    "boil_run_noise": functools.partial(_boil, **PREVIOUS, run_noise=True, lengthscale_floor=0.01),
     # A user's setting for curves whose first third says little (an exploration phase, as in
     # the CartPole DQN): no decision before a third of the full training.
-    "boil_min_third": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),
+    "boil_min_third": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi, **PREVIOUS),
 }
 BOIL_METHODS = frozenset(m for m in METHODS if m.startswith("boil"))
 BASELINE = "random"

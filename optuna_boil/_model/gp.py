@@ -84,9 +84,10 @@ class JointKernel(gpytorch.kernels.Kernel):
         lengthscale_floor: ``b > 0`` adds a prior ``-b / l^2`` nats on each x lengthscale, a
             soft barrier against lengthscales collapsing to zero (0.01 costs 1 nat at 0.1).
         run_noise: Add the per-run term.
-        lengthscale_prior: ``"gamma"``: Gamma(3, 6) on each x lengthscale (mode 1/3).
-            ``"dim_lognormal"``: LogNormal(sqrt(2) + log(d) / 2, sqrt(3)), the dimension-scaled
-            prior of Hvarfner et al. (2024) that BoTorch uses (median ``4.1 sqrt(d)``).
+        lengthscale_prior: ``"dim_lognormal"`` (default): LogNormal(sqrt(2) + log(d) / 2,
+            sqrt(3)) on each x lengthscale, the dimension-scaled prior of Hvarfner et al. (2024)
+            that BoTorch uses (median ``4.1 sqrt(d)`` for ``d`` parameters). ``"gamma"``:
+            Gamma(3, 6) (mode 1/3), the previous default.
     """
 
     has_lengthscale = False
@@ -97,7 +98,7 @@ class JointKernel(gpytorch.kernels.Kernel):
         log_span: float = 0.0,
         lengthscale_floor: float = 0.0,
         run_noise: bool = False,
-        lengthscale_prior: str = "gamma",
+        lengthscale_prior: str = "dim_lognormal",
     ) -> None:
         super().__init__()
         if lengthscale_prior not in LENGTHSCALE_PRIORS:
@@ -422,7 +423,7 @@ class JointGP(gpytorch.models.ExactGP):
         log_span: float = 0.0,
         lengthscale_floor: float = 0.0,
         run_noise: bool = False,
-        lengthscale_prior: str = "gamma",
+        lengthscale_prior: str = "dim_lognormal",
     ) -> None:
         likelihood = gpytorch.likelihoods.GaussianLikelihood(
             noise_prior=GammaPrior(1.1, 0.05, validate_args=False),

@@ -325,3 +325,43 @@ def test_run_noise_keeps_runs_of_nearby_configurations_related():
         assert hp_plain["x_lengthscale"][0] < 0.02, seed
         assert hp_runs["x_lengthscale"][0] > 3 * hp_plain["x_lengthscale"][0], seed
         assert hp_runs["run"] > 0.3 and hp_plain["run"] == 0.0, seed
+
+
+def _irrelevant_dims_gp(prior: str, seed: int) -> JointGP:
+    """12 full runs in 3-d whose scores depend on the first coordinate only."""
+    rng = np.random.RandomState(seed)
+    x = rng.uniform(size=(12, 3))
+    steps = np.arange(1.0, 11.0)
+    curves = [(steps, (np.sin(3.0 * xi[0]) + 0.3 * rng.normal()) * steps / 10.0) for xi in x]
+    curves, _, _ = curve.normalise_curves(curves)
+    X = torch.from_numpy(np.column_stack([x, np.ones(12)]))
+    padded = curve.PaddedCurves(curves, [10] * 12, 1.0, 10.0)
+    is_cat = np.zeros(3, dtype=bool)
+    return JointGP(X, padded, is_cat, "logistic", True, math.log1p(9.0), lengthscale_prior=prior)
+
+
+def test_dimension_scaled_prior_is_botorchs_lognormal():
+    kernel = JointKernel(np.zeros(4, dtype=bool), lengthscale_prior="dim_lognormal")
+    prior = dict((name, p) for name, _, p, _, _ in kernel.named_priors())["x_lengthscale_prior"]
+    loc, scale = math.sqrt(2.0) + 0.5 * math.log(4.0), math.sqrt(3.0)
+    ell = torch.tensor([0.3, 4.0], dtype=torch.float64)
+    expected = -torch.log(ell * scale * math.sqrt(2 * math.pi)) - (ell.log() - loc) ** 2 / (
+        2 * scale**2
+    )
+    assert torch.allclose(prior.log_prob(ell), expected)
+    with pytest.raises(ValueError, match="'wide'"):
+        JointKernel(np.zeros(2, dtype=bool), lengthscale_prior="wide")
+
+
+def test_dimension_scaled_prior_lets_irrelevant_dimensions_go_long():
+    # Gamma(3, 6) holds every lengthscale near 1/3; the dimension-scaled prior lets the fit make
+    # the coordinates the scores do not depend on smoother while the relevant one stays short.
+    for seed in range(4):
+        gamma = _irrelevant_dims_gp("gamma", seed)
+        gamma.fit([None], np.random.RandomState(0), n_random_starts=1)
+        wide = _irrelevant_dims_gp("dim_lognormal", seed)
+        wide.fit([None], np.random.RandomState(0), n_random_starts=1)
+        lg = np.asarray(gamma.hyperparameters()["x_lengthscale"])
+        lw = np.asarray(wide.hyperparameters()["x_lengthscale"])
+        assert lw[1:].sum() > 1.2 * lg[1:].sum(), (seed, lg, lw)
+        assert lw[0] < lw[1:].min(), (seed, lw)

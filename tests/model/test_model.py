@@ -411,14 +411,14 @@ def test_deliver_new_trains_a_new_configuration_fully_only_when_delivery_wins():
 
 
 def test_deliver_best_trains_the_configuration_worth_most_fully_trained():
-    """``deliver_best``: the full run of the configuration whose delivery is worth most
-    competes with the acquisition's choice; it matches a brute-force search of the delivery
-    value, lands near the best configuration while none is fully trained, and repeats no full
-    run."""
+    """``deliver_best`` over the whole space (``delivery_candidates="any"``): the full run of
+    the configuration whose delivery is worth most competes with the acquisition's choice; it
+    matches a brute-force search of the delivery value, lands near the best configuration while
+    none is fully trained, and repeats no full run."""
     rng = np.random.RandomState(0)
     x = rng.uniform(size=(10, 2))
     data = _data(x, np.full(10, 6))
-    cfg = dataclasses.replace(FAST, deliver_best=True)
+    cfg = dataclasses.replace(FAST, deliver_best=True, delivery_candidates="any")
     fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
     found = fm._best_delivery(np.random.RandomState(1))
     assert found is not None
@@ -441,6 +441,26 @@ def test_deliver_best_trains_the_configuration_worth_most_fully_trained():
     fm2 = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data2, np.random.RandomState(0))
     again = fm2._best_delivery(np.random.RandomState(1))
     assert again is None or np.max(np.abs(again[0][:2] - row[:2])) > 1e-3
+
+
+def test_deliver_observed_trains_again_the_best_configuration_seen():
+    """``delivery_candidates="observed"``: the configuration trained fully is the observed one
+    whose delivery is worth most, never a fully trained one."""
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(10, 2))
+    lengths = np.full(10, 6)
+    best = int(np.argmax(_quality(x)))
+    lengths[best] = T_HI  # the best is fully trained: the next one is delivered
+    cfg = dataclasses.replace(FAST, deliver_best=True, delivery_candidates="observed")
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(_data(x, lengths), np.random.RandomState(0))
+    found = fm._best_delivery(np.random.RandomState(1))
+    assert found is not None
+    row, value = found
+    values = [fm.log_delivery(x[i]) if i != best else -np.inf for i in range(10)]
+    assert np.allclose(row[:2], x[int(np.argmax(values))]) and row[2] == 1.0
+    assert value == pytest.approx(max(values))
+    with pytest.raises(ValueError, match="'nearby'"):
+        dataclasses.replace(cfg, delivery_candidates="nearby")
 
 
 def test_continuation_may_train_on_short_of_the_end_to_learn_more():
