@@ -228,6 +228,60 @@ def _cost_table(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def paired_differences(
+    records: list[dict[str, Any]], kind: str, reference: str, grid: Sequence[float]
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Regret differences of each method minus ``reference`` on the runs both have.
+
+    Runs pair by (task, seed); a seed's difference is averaged over the tasks both methods
+    ran with it, and the standard error is over those seeds (as the tables' SE).
+
+    Returns:
+        Per method other than ``reference``: mean difference, its SE, the number of tasks
+        whose seed-averaged difference is below zero minus the number above (per
+        checkpoint), and the number of paired runs.
+    """
+    methods, regrets = regret_tensor(records, kind, "epochs", grid)
+    if reference not in methods:
+        raise ValueError(f"No runs of the reference method {reference!r}.")
+    ref = regrets[methods.index(reference)]
+    out = {}
+    for i, m in enumerate(methods):
+        if m == reference:
+            continue
+        diff = regrets[i] - ref  # [task, seed, checkpoint], NaN where either is missing
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_seed = np.nanmean(diff, axis=0)  # [seed, checkpoint]
+            per_task = np.nanmean(diff, axis=1)  # [task, checkpoint]
+        ok = ~np.isnan(per_seed[:, 0])
+        if not ok.any():
+            continue
+        per_seed = per_seed[ok]
+        se = (
+            np.std(per_seed, axis=0, ddof=1) / np.sqrt(len(per_seed))
+            if len(per_seed) > 1
+            else np.zeros(per_seed.shape[1])
+        )
+        wins = np.sum(per_task < 0, axis=0) - np.sum(per_task > 0, axis=0)
+        out[m] = (per_seed.mean(axis=0), se, wins, int(np.sum(~np.isnan(diff[..., 0]))))
+    return out
+
+
+def _paired_table(
+    records: list[dict[str, Any]], kinds: list[str], reference: str, grid: Sequence[float]
+) -> list[str]:
+    lines = [
+        "| method | incumbent | runs | " + " | ".join(f"{g:g} epochs" for g in grid) + " |",
+        "|---" * (3 + len(grid)) + "|",
+    ]
+    for kind in kinds:
+        for m, (mean, se, wins, n) in paired_differences(records, kind, reference, grid).items():
+            cells = [f"{mean[c]:+.4f} ± {se[c]:.4f} ({wins[c]:+d})" for c in range(len(grid))]
+            lines.append(f"| {m} | {kind} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _headline(records: list[dict[str, Any]], kinds: list[str], budget: int) -> list[str]:
     """Regret of every incumbent at the end of the budget, one row per method."""
     stats = {}
@@ -246,7 +300,10 @@ def _headline(records: list[dict[str, Any]], kinds: list[str], budget: int) -> l
 
 
 def summarize(
-    records: list[dict[str, Any]], out_md: Path, out_png_prefix: Path | None = None
+    records: list[dict[str, Any]],
+    out_md: Path,
+    out_png_prefix: Path | None = None,
+    paired: str | None = None,
 ) -> str:
     """Write the Markdown summary and plots for one budget's records.
 
@@ -255,6 +312,8 @@ def summarize(
         out_md: Markdown file to write.
         out_png_prefix: Plots go to ``<prefix>_epochs.png`` and ``<prefix>_time.png``;
             ``None`` skips them.
+        paired: A method to compare every other method with, run by run (a section of
+            paired regret differences); ``None`` for none.
 
     Returns:
         The Markdown text.
@@ -291,6 +350,18 @@ def summarize(
             " runs) whose last trained epoch is in the range.",
             "",
             *complete_stats(records, budget),
+        ]
+    if paired is not None:
+        md += [
+            "",
+            f"## Paired differences against {paired}",
+            "",
+            f"Regret of the method minus regret of {paired} on the same task and seed: mean ±"
+            " SE over seeds (negative = the method is better) and, in brackets, the number of"
+            " tasks where the method is better minus the number where it is worse (by"
+            " seed-averaged regret).",
+            "",
+            *_paired_table(records, kinds, paired, epoch_grid),
         ]
     md += [
         "",
@@ -369,6 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", help="comma list of methods to include")
     parser.add_argument("--seeds", help="only these seeds: comma list or ranges a-b")
     parser.add_argument("--md", type=Path, help="Markdown output (default: <results>.md)")
+    parser.add_argument("--paired", help="add paired regret differences against this method")
     args = parser.parse_args(argv)
     records = load_records(args.results)
     if args.methods:
@@ -383,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     budget = args.budget or budgets[-1]
     records = [r for r in records if r["budget"] == budget]
     md = args.md or args.results.with_suffix(".md")
-    print(summarize(records, md, md.with_suffix("")))
+    print(summarize(records, md, md.with_suffix(""), paired=args.paired))
     print(f"wrote {md} and {md.with_suffix('')}_{{epochs,time}}.png")
 
 

@@ -22,6 +22,7 @@ from benchmarks.lcbench import LCBenchSurrogate
 from benchmarks.run_lcbench import DEHB_PYTHON_ENV
 from benchmarks.run_lcbench import RunSettings
 from benchmarks.run_lcbench import run_all
+from benchmarks.summarize_lcbench import paired_differences
 from benchmarks.summarize_lcbench import regret_at
 from benchmarks.summarize_lcbench import summarize
 
@@ -132,6 +133,41 @@ def test_recorder_complete_trace() -> None:
     assert recorder.n_complete == 3 and recorder.first_complete_epoch == N_EPOCHS
     assert recorder.complete_trace == [(52, 52.0, 0.5, 0), (156, 156.0, 0.7, 2)]
     assert recorder.trial_epochs == {0: N_EPOCHS, 1: N_EPOCHS, 2: N_EPOCHS}
+
+
+def _observed_record(method: str, task: str, seed: int, value: float) -> dict[str, Any]:
+    # y* = 1 and y_min = 0, so the regret after epoch 10 is 1 - value.
+    return {
+        "method": method,
+        "task": task,
+        "seed": seed,
+        "budget": 100,
+        "y_star": 1.0,
+        "y_min": 0.0,
+        "time_ref": 1.0,
+        "trace": [[10, 10.0, value, 0]],
+    }
+
+
+def test_paired_differences_pair_runs_by_task_and_seed() -> None:
+    records = []
+    for task, gap in (("1", 0.1), ("2", -0.3)):
+        for seed in range(3):
+            base = 0.2 + 0.1 * seed
+            records.append(_observed_record("ref", task, seed, base))
+            if (task, seed) != ("2", 2):  # one missing run is left out of the pairs
+                records.append(_observed_record("other", task, seed, base + gap))
+    out = paired_differences(records, "observed", "ref", [5, 50])
+    mean, se, wins, n = out["other"]
+    assert n == 5
+    # Regret differences are -gap: seeds 0, 1 average -0.1 and +0.3, seed 2 has only task 1.
+    per_seed = np.array([0.1, 0.1, -0.1])
+    assert mean[1] == pytest.approx(per_seed.mean())
+    assert se[1] == pytest.approx(per_seed.std(ddof=1) / np.sqrt(3))
+    assert wins[1] == 0  # better on task 1, worse on task 2
+    assert mean[0] == 0.0 and wins[0] == 0  # before the first report both have regret 1
+    with pytest.raises(ValueError, match="'nope'"):
+        paired_differences(records, "observed", "nope", [50])
 
 
 def test_dev_tasks(lcbench_dir: Path) -> None:
