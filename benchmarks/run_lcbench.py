@@ -105,6 +105,8 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     # That, with the previous lengthscale prior; and the default without deliver_best.
     "boil_gamma_prior": {"delivery_candidates": "any", "lengthscale_prior": "gamma"},
     "boil_no_deliver_best": {"deliver_best": False},
+    # The curve weighting fixed at BOIL's (m0, g0) = (0, 1) instead of fitted, on this default.
+    "boil_fixed_weighting": {"learn_compression": False},
     "boil_fixed_compression": PREVIOUS | {"learn_compression": False},
     "boil_noaug": PREVIOUS | {"augmentation": False},
     "boil_nocost": PREVIOUS | {"cost_aware": False},

@@ -279,10 +279,19 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
             if _storage.get_published_params(t)
         }
         decision = self._settle(study, trial, space, fitted, decision, rng, enforced, known)
+        if decision.retrain_of is not None:  # written once settled: a moved trial never has it
+            _storage.set_user(
+                study, trial._trial_id, _storage.USER_RETRAIN_OF, decision.retrain_of
+            )
         params = space.decode(decision.x)
         get_logger().debug(
             f"Trial {trial.number}: budget {decision.t}, log acquisition {decision.log_acq:.3f}, "
-            f"params {params}."
+            f"params {params}"
+            + (
+                f" (trial {decision.retrain_of}'s configuration, trained again)."
+                if decision.retrain_of is not None
+                else "."
+            )
         )
         return params
 

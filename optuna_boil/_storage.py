@@ -18,8 +18,10 @@ is the model's prediction, when the trial started, of the configuration's compre
 full budget, in the metric's units: with the default target, a late-weighted average of the
 curve, so a little below the final value of a curve that is still rising):
 ``boil_budget``, ``boil_initial_budget``, ``boil_predicted_score``, ``boil_log_acq``,
-``boil_extensions``, ``boil_stop`` (why the pruner stopped the trial) and ``boil_fallback`` (why
-a decision fell back to random sampling, e.g. a failed model fit).
+``boil_extensions``, ``boil_stop`` (why the pruner stopped the trial), ``boil_fallback`` (why
+a decision fell back to random sampling, e.g. a failed model fit) and ``boil_retrain_of`` (the
+number of an earlier trial whose configuration this trial trains again from the start: the
+model chose it to train longer, usually to the full budget).
 
 Study system attribute:
 
@@ -77,6 +79,7 @@ USER_LOG_ACQ = "boil_log_acq"
 USER_EXTENSIONS = "boil_extensions"
 USER_STOP = "boil_stop"
 USER_FALLBACK = "boil_fallback"
+USER_RETRAIN_OF = "boil_retrain_of"
 
 
 def _json_safe(value: Any) -> Any:

@@ -323,3 +323,27 @@ def test_concurrent_threads_never_take_the_same_configuration_and_budget() -> No
             (xi, li, bi), (xj, lj, bj) = chosen[i], chosen[j]
             same_x = abs(xi - xj) <= 1e-3 and abs(li - lj) / span <= 1e-3
             assert not (same_x and bi == bj), (i, j, chosen[i])
+
+
+def test_a_retrained_configuration_names_the_trial_it_repeats() -> None:
+    # Six configurations only, so later trials train configurations seen before again.
+    def objective(trial: optuna.Trial) -> float:
+        c = trial.suggest_categorical("c", ["a", "b"])
+        i = trial.suggest_int("i", 1, 3)
+        value = 0.0
+        for step in range(1, MAX + 1):
+            value = (0.5 + 0.2 * (c == "b") + 0.1 * i) * (1 - math.exp(-step / 4))
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study = boil_study()
+    study.optimize(objective, n_trials=14)
+    modelled = [t for t in study.trials if "boil_log_acq" in t.user_attrs]
+    repeats = [t for t in modelled if any(s.params == t.params for s in study.trials[: t.number])]
+    assert repeats
+    for t in repeats:
+        earlier = study.trials[t.user_attrs["boil_retrain_of"]]
+        assert earlier.number < t.number and earlier.params == t.params
+    assert all("boil_retrain_of" not in t.user_attrs for t in modelled if t not in repeats)

@@ -138,7 +138,12 @@ class Continuation:
 
 @dataclass
 class Decision:
-    """A proposed ``(x, t)`` with what the model expects of it."""
+    """A proposed ``(x, t)`` with what the model expects of it.
+
+    ``retrain_of``: the number of the longest observed run of configuration ``x``, when the
+    decision trains a configuration seen before again from the start (and the data has trial
+    numbers).
+    """
 
     x: np.ndarray
     t: int
@@ -146,6 +151,7 @@ class Decision:
     predicted_score: float
     predicted_final: float
     hyperparameters: dict[str, Any]
+    retrain_of: int | None = None
 
 
 class BOILModel:
@@ -585,7 +591,9 @@ class FittedModel:
 
         With ``deliver_new`` (the default) the chosen ``x`` is trained to ``t_hi`` from the
         start when having it fully trained (:meth:`log_delivery`) is worth more per unit of
-        cost than the budget the acquisition chose for it.
+        cost than the budget the acquisition chose for it; with ``deliver_best`` (the default)
+        the configuration whose full training is worth most (:meth:`_best_delivery`) replaces
+        it when that is worth more still.
 
         Args:
             rng: Random state for the maximiser.
@@ -629,14 +637,26 @@ class FittedModel:
                 best = self._best_delivery(rng, skip)
                 if best is not None and best[1] > value:
                     row, value = best
-        return self._decision(row, value)
+        return self._decision(row, value, self._earlier_run(row[:dim]))
+
+    def _earlier_run(self, x: np.ndarray) -> int | None:
+        """Number of the longest observed run of configuration ``x`` (:obj:`None` if there is
+        none, or the data has no trial numbers)."""
+        if len(self.data.numbers) != len(self.data):
+            return None
+        same = np.max(np.abs(self.data.x - x), axis=1) <= _SAME_X_TOL
+        lengths = [s.size if ok else -1 for s, ok in zip(self.data.steps, same, strict=True)]
+        i = int(np.argmax(lengths))
+        return int(self.data.numbers[i]) if lengths[i] > 0 else None
 
     def _best_delivery(
         self, rng: np.random.RandomState, skip: int = 0
     ) -> tuple[np.ndarray, float] | None:
         """The new full run worth most per unit of cost (:meth:`log_delivery` maximised over
-        ``x``) that repeats no full run, after the ``skip`` best mutually distinct ones (taken by
-        workers deciding at the same moment); :obj:`None` if there is none."""
+        ``x``: over the configurations observed so far or over the whole space, as
+        ``delivery_candidates`` says) that repeats no full run, after the ``skip`` best mutually
+        distinct ones (taken by workers deciding at the same moment); :obj:`None` if there is
+        none."""
         dim = self.model.space.dim
         t_hi = float(self.model.t_hi)
         if self.model.config.delivery_candidates == "observed":
@@ -661,7 +681,9 @@ class FittedModel:
             return row, float(value)
         return None
 
-    def _decision(self, row: np.ndarray, log_acq: float) -> Decision:
+    def _decision(
+        self, row: np.ndarray, log_acq: float, retrain_of: int | None = None
+    ) -> Decision:
         dim = self.model.space.dim
         t = int(self.model.unscale_t(row[dim]))
         mean, _ = self.predict(row[None, :dim], np.array([t]))
@@ -673,6 +695,7 @@ class FittedModel:
             predicted_score=float(mean[0]),
             predicted_final=float(final[0]),
             hyperparameters=self.hyperparameters(),
+            retrain_of=retrain_of,
         )
 
     def budget_for(self, x: np.ndarray, rng: np.random.RandomState) -> Decision:

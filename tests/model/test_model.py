@@ -130,18 +130,34 @@ def test_suggest_never_repeats_observed_runs():
         costs=np.full(5, np.nan),
         running=np.zeros(5, dtype=bool),
         budgets=np.full(5, np.nan),
+        numbers=np.arange(10, 15),
     )
     fm = BOILModel(space, T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
     for seed in range(4):
         for fixed_t in (None, 20, 5):
             d = fm.suggest(np.random.RandomState(seed), fixed_t=fixed_t)
             same = np.all(np.abs(x - d.x) < 1e-9, axis=1)
+            # A configuration seen before trains again from the start, and the decision says
+            # which trial it repeats.
+            assert d.retrain_of == (int(data.numbers[same][0]) if same.any() else None)
             if same.any():
                 assert d.t > lengths[same].max()
             assert T_LO <= d.t <= T_HI
             if fixed_t is not None:
                 assert d.t == fixed_t
             assert np.isfinite(d.log_acq)
+
+
+def test_a_configuration_seen_before_names_the_trial_it_repeats():
+    space = _grid_space()
+    x = space.encode_many([{"c": c, "i": i} for c in "ab" for i in (1, 2, 3)])
+    data = _data(x, np.array([3, 5, 3, 4, 3, 2]))  # every configuration seen, none to the end
+    data.numbers = np.array([7, 3, 9, 4, 8, 2])
+    fm = BOILModel(space, T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
+    for seed in range(3):
+        d = fm.suggest(np.random.RandomState(seed))
+        same = np.flatnonzero(np.all(np.abs(x - d.x) < 1e-9, axis=1))
+        assert same.size == 1 and d.retrain_of == data.numbers[same[0]]
 
 
 def test_suggest_respects_pending_budgets():
@@ -461,6 +477,15 @@ def test_deliver_observed_trains_again_the_best_configuration_seen():
     assert value == pytest.approx(max(values))
     with pytest.raises(ValueError, match="'nearby'"):
         dataclasses.replace(cfg, delivery_candidates="nearby")
+    # The trial a retraining repeats is the longest run of that configuration.
+    data = _data(np.vstack([x, x[:1]]), np.append(lengths, 9))
+    data.numbers = np.arange(11) + 100
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
+    assert fm._earlier_run(x[0]) == (100 if lengths[0] > 9 else 110)
+    assert fm._earlier_run(x[1]) == 101
+    assert fm._earlier_run(np.array([2.0, 2.0])) is None
+    data.numbers = np.zeros(0, dtype=np.int64)  # data without trial numbers
+    assert fm._earlier_run(x[0]) is None
 
 
 def test_continuation_may_train_on_short_of_the_end_to_learn_more():
