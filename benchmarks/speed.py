@@ -6,12 +6,18 @@ produces), at 20, 50, 100, 200 and 500 observed trials, one torch thread. Each d
 started from the fit of the previous decision, as in a study. Writes
 ``benchmarks/results/speed.md``.
 
-    python -m benchmarks.speed [--repeats 5]
+    python -m benchmarks.speed [--repeats 5] [--set lengthscale_prior=gamma ...]
+
+``--set name=value`` overrides a :class:`~optuna_boil._model.model.ModelConfig` field (values
+are read as Python literals where they parse, e.g. ``deliver_best=False``), to time a variant
+on the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 from pathlib import Path
 import statistics
 import time
@@ -25,6 +31,7 @@ import torch
 from optuna_boil._context import limit_threads
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import CurveData
+from optuna_boil._model.model import ModelConfig
 from optuna_boil._model.search_space import SearchSpace
 
 
@@ -55,14 +62,32 @@ def synthetic(n: int, rng: np.random.RandomState) -> CurveData:
     )
 
 
+def config_with(overrides: list[str]) -> ModelConfig:
+    """The default model settings with ``name=value`` overrides."""
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    changes = {}
+    for item in overrides:
+        name, sep, text = item.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE with NAME a ModelConfig field.")
+        try:
+            changes[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            changes[name] = text
+    return dataclasses.replace(ModelConfig(), **changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20,50,100,200,500")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a ModelConfig field (repeatable)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = BOILModel(SPACE, 1, 52)
+    config = config_with(args.set)
+    model = BOILModel(SPACE, 1, 52, config)
     rows = []
     for n in [int(v) for v in args.sizes.split(",")]:
         rng = np.random.RandomState(n)
@@ -100,7 +125,9 @@ def main() -> None:
         "# Time per BOIL model decision",
         "",
         "`python -m benchmarks.speed`: 7 mixed parameters, 52-step curves, one torch thread, "
-        f"warm-started fits, {args.repeats} decisions per size, this 2-core machine.",
+        f"warm-started fits, {args.repeats} decisions per size, this 2-core machine"
+        + (f", settings {', '.join(args.set)}" if args.set else "")
+        + ".",
         "",
         "| trials | median decision (s) | max (s) | fit (s) | acquisition (s) | GP size |",
         "|---:|---:|---:|---:|---:|---:|",
