@@ -528,10 +528,13 @@ class FittedModel:
         # A numerically broken point is never chosen (rather than crashing a decision).
         return torch.where(torch.isnan(value), torch.full_like(value, -np.inf), value)
 
-    def _observed_until(self, x: np.ndarray) -> float:
-        """Largest step observed or budgeted for configurations equal to ``x`` (or -inf)."""
+    def _observed_until(self, x: np.ndarray, exclude: int | None = None) -> float:
+        """Largest step observed or budgeted for configurations equal to ``x`` (or -inf),
+        leaving out the run at index ``exclude``."""
         d = self.data
         same = np.all(np.abs(d.x - x) <= _SAME_X_TOL, axis=1)
+        if exclude is not None:
+            same[exclude] = False
         until = -np.inf
         for i in np.flatnonzero(same):
             if d.steps[i].size:
@@ -669,9 +672,15 @@ class FittedModel:
             X, f = X[order], f[order]
         else:
             X, f = self._search(rng, fixed_t=self.model.t_hi, acqf=self._log_delivery_rows)
+        running = self.data.running.astype(bool)
         taken: list[np.ndarray] = []
         for row, value in zip(X, f, strict=False):
             if t_hi <= self._observed_until(row[:dim]):
+                continue
+            # A configuration with a running trial is left to that trial's own decision point,
+            # where training it on costs less than starting again.
+            same = np.max(np.abs(self.data.x - row[:dim]), axis=1) <= _SAME_X_TOL
+            if np.any(same & running):
                 continue
             if any(np.max(np.abs(row - other)) < _DISTINCT for other in taken):
                 continue
@@ -739,6 +748,10 @@ class FittedModel:
         if step >= t_hi:
             return Continuation(None, -np.inf, np.inf, "fully trained")
         x = self.data.x[index]
+        if self._observed_until(x, exclude=index) >= t_hi:
+            return Continuation(
+                None, -np.inf, -np.inf, "another trial trains this configuration fully"
+            )
         value, until, how = self.log_delivery(x, step), t_hi, "train to the full budget"
         if self.model.config.continue_inform >= 1.0:
             t_info, v_info = self._best_extension(x, step, self.model.config.continue_inform)

@@ -488,6 +488,34 @@ def test_deliver_observed_trains_again_the_best_configuration_seen():
     assert fm._earlier_run(x[0]) is None
 
 
+def test_parallel_runs_never_train_one_configuration_fully_twice():
+    """With several workers, a configuration is trained fully by one trial only: a run whose
+    configuration another trial already trains to the end stops at its decision point, and a
+    configuration with a running trial is left to that trial rather than started again."""
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(10, 2))
+    x[3] = [0.3, 0.6]  # the best configuration of this quality
+    cfg = dataclasses.replace(FAST, deliver_best=True, delivery_candidates="observed")
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(_data(x, np.full(10, 6)), rng)
+    assert fm.continuation(3, 6.0, np.random.RandomState(0)).extend_to == T_HI
+    found = fm._best_delivery(np.random.RandomState(1))
+    assert found is not None and np.allclose(found[0][:2], x[3])
+    # Another worker trains x[3] again to the full budget (running, nothing reported yet).
+    data = _data(np.vstack([x, x[3:4]]), np.append(np.full(10, 6), 0))
+    data.running[10], data.budgets[10] = True, T_HI
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
+    c = fm.continuation(3, 6.0, np.random.RandomState(0))
+    assert c.extend_to is None and "another trial" in c.reason
+    assert fm.continuation(0, 6.0, np.random.RandomState(0)).extend_to == T_HI
+    # x[3]'s first run is still running, short of its decision point: no second run of it.
+    running = np.zeros(10, dtype=bool)
+    running[3] = True
+    data = _data(x, np.full(10, 6), running=running, budgets=np.where(running, 8.0, np.nan))
+    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
+    found = fm._best_delivery(np.random.RandomState(1))
+    assert found is not None and not np.allclose(found[0][:2], x[3])
+
+
 def test_continuation_may_train_on_short_of_the_end_to_learn_more():
     """``continue_inform=r``: a run may go on to any reported step of at least ``r`` times the
     step reached, valued by the acquisition with only the remaining steps as cost."""
