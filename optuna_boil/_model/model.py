@@ -528,11 +528,15 @@ class FittedModel:
         # A numerically broken point is never chosen (rather than crashing a decision).
         return torch.where(torch.isnan(value), torch.full_like(value, -np.inf), value)
 
+    def _same(self, x: np.ndarray) -> np.ndarray:
+        """Mask of the runs whose configuration equals ``x``."""
+        return np.max(np.abs(self.data.x - x), axis=1) <= _SAME_X_TOL
+
     def _observed_until(self, x: np.ndarray, exclude: int | None = None) -> float:
         """Largest step observed or budgeted for configurations equal to ``x`` (or -inf),
         leaving out the run at index ``exclude``."""
         d = self.data
-        same = np.all(np.abs(d.x - x) <= _SAME_X_TOL, axis=1)
+        same = self._same(x)
         if exclude is not None:
             same[exclude] = False
         until = -np.inf
@@ -647,7 +651,7 @@ class FittedModel:
         none, or the data has no trial numbers)."""
         if len(self.data.numbers) != len(self.data):
             return None
-        same = np.max(np.abs(self.data.x - x), axis=1) <= _SAME_X_TOL
+        same = self._same(x)
         lengths = [s.size if ok else -1 for s, ok in zip(self.data.steps, same, strict=True)]
         i = int(np.argmax(lengths))
         return int(self.data.numbers[i]) if lengths[i] > 0 else None
@@ -679,8 +683,7 @@ class FittedModel:
                 continue
             # A configuration with a running trial is left to that trial's own decision point,
             # where training it on costs less than starting again.
-            same = np.max(np.abs(self.data.x - row[:dim]), axis=1) <= _SAME_X_TOL
-            if np.any(same & running):
+            if np.any(self._same(row[:dim]) & running):
                 continue
             if any(np.max(np.abs(row - other)) < _DISTINCT for other in taken):
                 continue
