@@ -377,7 +377,9 @@ def _noise_then_signal(n, seed, t_lo=10, t_hi=150, every=10, short=20):
         running=np.zeros(n, dtype=bool),
         budgets=np.full(n, np.nan),
     )
-    return BOILModel(_space2(), t_lo, t_hi, ModelConfig(), t_new_lo=short), data
+    # The acquisition's own budget (``first_full`` would make the first one full anyway).
+    config = ModelConfig(first_full=False)
+    return BOILModel(_space2(), t_lo, t_hi, config, t_new_lo=short), data
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -416,7 +418,12 @@ def test_deliver_new_trains_a_new_configuration_fully_only_when_delivery_wins():
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
     data = _data(x, np.full(6, 4))
     cfg = ModelConfig(
-        n_samples=128, n_local=2, n_random_restarts=0, max_augmented=8, deliver_new=True
+        n_samples=128,
+        n_local=2,
+        n_random_restarts=0,
+        max_augmented=8,
+        deliver_new=True,
+        first_full=False,
     )
     fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
     d = fm.suggest(np.random.RandomState(1))
@@ -486,6 +493,38 @@ def test_deliver_observed_trains_again_the_best_configuration_seen():
     assert fm._earlier_run(np.array([2.0, 2.0])) is None
     data.numbers = np.zeros(0, dtype=np.int64)  # data without trial numbers
     assert fm._earlier_run(x[0]) is None
+
+
+def test_first_full_trains_a_configuration_fully_while_none_is():
+    """``first_full``: while no configuration is fully trained and no running trial is budgeted
+    to the end, the next new run is a full one (its value is then that of delivery); once one
+    is, or while one runs to ``t_hi``, the acquisition decides the budget again."""
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(8, 2))
+    base = dataclasses.replace(FAST, deliver_best=False)
+
+    def suggest(data, first_full):
+        cfg = dataclasses.replace(base, first_full=first_full)
+        fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, np.random.RandomState(0))
+        return fm, fm.suggest(np.random.RandomState(1))
+
+    data = _data(x, np.full(8, 2))
+    _, free = suggest(data, False)
+    assert free.t < T_HI  # what the acquisition alone picks on these short curves
+    fm, forced = suggest(data, True)
+    assert forced.t == T_HI
+    assert forced.log_acq == pytest.approx(fm.log_delivery(forced.x))
+    # Continuing a run is compared with the acquisition's own choice, not the forced one.
+    assert fm.suggest(np.random.RandomState(1), comparison=True).t == free.t
+    # A running trial is already budgeted to the end: no second full run is forced.
+    running = np.zeros(9, dtype=bool)
+    running[8] = True
+    pending = _data(np.vstack([x, rng.uniform(size=(1, 2))]), np.append(np.full(8, 2), 1),
+                    running=running, budgets=np.where(running, float(T_HI), np.nan))  # fmt: skip
+    assert suggest(pending, True)[1].t < T_HI
+    # A configuration is fully trained: nothing is forced.
+    done = _data(np.vstack([x, rng.uniform(size=(1, 2))]), np.append(np.full(8, 2), T_HI))
+    assert suggest(done, True)[1].t == suggest(done, False)[1].t
 
 
 def test_parallel_runs_never_train_one_configuration_fully_twice():
