@@ -63,6 +63,7 @@ from benchmarks.lcbench import LCBenchSurrogate
 from benchmarks.lcbench import epoch_costs
 from benchmarks.lcbench import sample_configs
 from benchmarks.lcbench import search_space
+from benchmarks.real._harness import BEFORE_FIRST_FULL
 from benchmarks.real._harness import PREVIOUS
 from benchmarks.real._harness import parse_seeds
 
@@ -100,13 +101,18 @@ METHODS: dict[str, MethodFactory] = {
 BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     "boil": {},
     "boil_previous": PREVIOUS,
+    # The default before first_full; the variants after it were measured against it.
+    "boil_no_first_full": BEFORE_FIRST_FULL,
     # The configuration to train fully searched for in the whole space, not among those seen.
-    "boil_deliver_any": {"delivery_candidates": "any"},
-    # That, with the previous lengthscale prior; and the default without deliver_best.
-    "boil_gamma_prior": {"delivery_candidates": "any", "lengthscale_prior": "gamma"},
-    "boil_no_deliver_best": {"deliver_best": False},
-    # The curve weighting fixed at BOIL's (m0, g0) = (0, 1) instead of fitted, on this default.
-    "boil_fixed_weighting": {"learn_compression": False},
+    "boil_deliver_any": BEFORE_FIRST_FULL | {"delivery_candidates": "any"},
+    # That, with the previous lengthscale prior; and without deliver_best.
+    "boil_gamma_prior": BEFORE_FIRST_FULL
+    | {"delivery_candidates": "any", "lengthscale_prior": "gamma"},
+    "boil_no_deliver_best": BEFORE_FIRST_FULL | {"deliver_best": False},
+    # The curve weighting fixed at BOIL's (m0, g0) = (0, 1) instead of fitted.
+    "boil_fixed_weighting": BEFORE_FIRST_FULL | {"learn_compression": False},
+    # 5 random start-up trials instead of 8.
+    "boil_few_startup": BEFORE_FIRST_FULL | {"n_startup_trials": 5},
     "boil_fixed_compression": PREVIOUS | {"learn_compression": False},
     "boil_noaug": PREVIOUS | {"augmentation": False},
     "boil_nocost": PREVIOUS | {"cost_aware": False},

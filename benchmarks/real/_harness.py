@@ -105,8 +105,14 @@ class Task:
 # Methods -----------------------------------------------------------------------------------
 
 
+# The default before ``first_full`` (the first model decision trains fully while nothing is
+# fully trained): the variants measured before it keep it off, so that they rerun as measured.
+BEFORE_FIRST_FULL: dict[str, Any] = {"first_full": False}
 # The default before deliver_best and the dimension-scaled lengthscale prior.
-PREVIOUS: dict[str, Any] = {"deliver_best": False, "lengthscale_prior": "gamma"}
+PREVIOUS: dict[str, Any] = BEFORE_FIRST_FULL | {
+    "deliver_best": False,
+    "lengthscale_prior": "gamma",
+}
 
 
 def _boil(
@@ -140,12 +146,16 @@ METHODS: dict[str, MethodFactory] = {
     # after it were measured against that default and keep its settings.
     "boil_previous": functools.partial(_boil, **PREVIOUS),
     # The configuration to train fully searched for in the whole space, not among those seen.
-    "boil_deliver_any": functools.partial(_boil, delivery_candidates="any"),
-    # That, with the previous lengthscale prior; and the default without deliver_best.
+    # The default before first_full; the variants after it were measured against it.
+    "boil_no_first_full": functools.partial(_boil, **BEFORE_FIRST_FULL),
+    "boil_deliver_any": functools.partial(_boil, **BEFORE_FIRST_FULL, delivery_candidates="any"),
+    # That, with the previous lengthscale prior; and without deliver_best.
     "boil_gamma_prior": functools.partial(
-        _boil, delivery_candidates="any", lengthscale_prior="gamma"
+        _boil, **BEFORE_FIRST_FULL, delivery_candidates="any", lengthscale_prior="gamma"
     ),
-    "boil_no_deliver_best": functools.partial(_boil, deliver_best=False),
+    "boil_no_deliver_best": functools.partial(_boil, **BEFORE_FIRST_FULL, deliver_best=False),
+    # 5 random start-up trials instead of 8.
+    "boil_few_startup": functools.partial(_boil, **BEFORE_FIRST_FULL, n_startup_trials=5),
     # New configurations never start at the full budget.
     "boil_no_deliver_new": functools.partial(_boil, **PREVIOUS, deliver_new=False),
     # Decision points may also train a run on, for what the longer look tells, to at least
@@ -813,6 +823,7 @@ def main(
     parser.add_argument("--summary-only", action="store_true", help="only redo table and plot")
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--md", type=Path, help="table to write (default: <out>/real_<task>.md)")
     args = parser.parse_args(argv)
     base = quick if args.quick else defaults
     max_steps = args.max_steps or base["max_steps"]
@@ -836,6 +847,7 @@ def main(
         and r["seed"] in seeds
     ]  # fmt: skip
     if records:
-        png = None if args.no_plot else args.out / f"{stem}.png"
-        print(summarise(task, records, args.out / f"{stem}.md", png))
+        md = args.md or args.out / f"{stem}.md"
+        png = None if args.no_plot else md.with_suffix(".png")
+        print(summarise(task, records, md, png))
     print(f"done in {time.perf_counter() - start:.0f}s -> {args.out / stem}.*")
