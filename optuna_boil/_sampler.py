@@ -39,7 +39,9 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
     (selective augmentation, guarded by the covariance condition number); and the next
     configuration *and how long to train it* are chosen per unit of training cost. A new trial
     may also train a configuration seen before again, to ``max_resource``, when having it fully
-    trained is worth most: the study's best trial is then a fully trained one.
+    trained is worth most: the study's best trial is then a fully trained one. While nothing is
+    fully trained, the first model decision trains to ``max_resource``, so
+    :attr:`~optuna.study.Study.best_trial` exists right after the start-up and one full run.
 
     Use it with :class:`~optuna_boil.BOILPruner`, which enforces the chosen budgets and, when a
     trial reaches its budget, lets the model decide whether it continues (the most promising
