@@ -167,6 +167,8 @@ METHODS: dict[str, MethodFactory] = {
     # A user's setting for curves whose first third says little (an exploration phase, as in
     # the CartPole DQN): no decision before a third of the full training.
     "boil_min_third": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi, **PREVIOUS),
+    # The same user setting with the current default.
+    "boil_min_third_now": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),
 }
 BOIL_METHODS = frozenset(m for m in METHODS if m.startswith("boil"))
 BASELINE = "random"
