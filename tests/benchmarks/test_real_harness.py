@@ -208,3 +208,31 @@ def test_upgrade_of_first_version_records_gives_the_same_checkpoints(method: str
         for key in ("fraction", "best_observed", "best_complete", "n_complete"):
             assert got[key] == pytest.approx(want[key])
     assert new["format"] == _harness.RECORD_FORMAT and new["n_trials"] == record["n_trials"]
+
+
+def test_cartpole_landscape_summarises_cached_records_without_training(tmp_path: Path) -> None:
+    from benchmarks.real import cartpole_landscape as landscape
+
+    # Four cached configurations: the two with a high learning rate succeed, and only their
+    # late reports track the final value.
+    records = []
+    for i, (lr, final) in enumerate([(1e-2, 180.0), (3e-3, 150.0), (2e-4, 10.0), (1e-4, 12.0)]):
+        curve = [20.0 - k % 3 for k in range(14)] + [final]
+        curve[-2] = final - 1.0
+        records.append({"i": i, "lr": lr, "gamma": 0.95, "tau": 0.01, "curve": curve})
+    out = tmp_path / "landscape.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    md = tmp_path / "landscape.md"
+    landscape.main(["--n", "4", "--out", str(out), "--md", str(md), "--region", "lr=-3"])
+    text = md.read_text()
+    assert "Success overall: 0.50" in text
+    assert "Region log10 lr > -3: 2 configurations, success 1.00; outside: 2, success 0.00" in text
+    assert "| 140 | 1.00 |" in text  # the report before the last ranks them as the final does
+    assert len(out.read_text().splitlines()) == 4  # nothing was trained
+
+
+def test_cartpole_landscape_rejects_an_unknown_region_name() -> None:
+    from benchmarks.real import cartpole_landscape as landscape
+
+    with pytest.raises(SystemExit):
+        landscape.main(["--region", "momentum=0.5"])
