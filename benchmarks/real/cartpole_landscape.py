@@ -47,10 +47,8 @@ def draw(n: int, seed: int) -> list[dict[str, float]]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        lr = float(10 ** rng.uniform(*RANGES["lr"]))
-        gamma = float(rng.uniform(*RANGES["gamma"]))
-        tau = float(10 ** rng.uniform(*RANGES["tau"]))
-        out.append({"lr": lr, "gamma": gamma, "tau": tau})
+        u = {name: float(rng.uniform(lo, hi)) for name, (lo, hi) in RANGES.items()}
+        out.append({name: 10**v if LOG[name] else v for name, v in u.items()})
     return out
 
 
