@@ -39,6 +39,10 @@ from optuna_boil._model import curve as _curve
 
 
 MIN_NOISE = 1e-6
+
+
+class FitError(RuntimeError):
+    """The GP could not be fitted: every start of the optimiser failed numerically."""
 LENGTHSCALE_PRIORS = ("gamma", "dim_lognormal")
 _SQRT5 = 5.0**0.5
 _LOG_2PI = float(np.log(2 * np.pi))
@@ -678,12 +682,14 @@ class JointGP(gpytorch.models.ExactGP):
                 res = run(start, maxiter)
                 if res is not None and np.isfinite(res.fun) and res.fun < best_loss:
                     best_loss, best_flat = float(res.fun), res.x
-            if not np.isfinite(best_loss):  # Every start failed: fall back to the defaults.
+            if not np.isfinite(best_loss):  # Every start failed: try the defaults once more.
                 res = run(default, 100)
-                if res is not None and np.isfinite(res.fun):
-                    best_loss, best_flat = float(res.fun), res.x
-                else:
-                    best_flat = default
+                if res is None or not np.isfinite(res.fun):
+                    self.set_flat(default)
+                    raise FitError(
+                        f"every one of {len(candidates) + 1} starts of the GP fit failed"
+                    )
+                best_loss, best_flat = float(res.fun), res.x
         self.set_flat(best_flat)
         self.finalise()
         return best_loss

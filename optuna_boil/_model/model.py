@@ -113,6 +113,9 @@ class CurveData:
         costs: Cumulative cost at the last step, ``(n,)`` (NaN when unknown).
         running: Whether each trial is still running.
         budgets: The step budget each trial currently has, ``(n,)`` (NaN when none).
+        numbers: The trials' numbers, ``(n,)`` (may be empty when unknown).
+        failed: Whether each trial ended FAIL, ``(n,)`` (empty: none failed). A failed run is
+            never fully trained, whatever step it reached.
     """
 
     x: np.ndarray
@@ -122,6 +125,7 @@ class CurveData:
     running: np.ndarray
     budgets: np.ndarray
     numbers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    failed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
