@@ -834,7 +834,12 @@ class FittedModel:
         steps up to 52)."""
         d, m = self.data, self.model
         last = m.t_hi - (m.t_hi - m.step_phase) % m.step_interval
+        failed = d.failed if d.failed.size == len(d) else np.zeros(len(d), dtype=bool)
         return np.array(
-            [i for i in range(len(d)) if d.steps[i].size and d.steps[i][-1] >= last],
+            [
+                i
+                for i in range(len(d))
+                if d.steps[i].size and d.steps[i][-1] >= last and not failed[i]
+            ],
             dtype=np.int64,
         )
