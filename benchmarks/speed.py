@@ -30,6 +30,7 @@ import torch
 
 from optuna_boil._context import limit_threads
 from optuna_boil._model.model import BOILModel
+from optuna_boil._policy import Policy
 from optuna_boil._model.model import CurveData
 from optuna_boil._model.model import ModelConfig
 from optuna_boil._model.search_space import SearchSpace
@@ -100,7 +101,7 @@ def main() -> None:
             with limit_threads():
                 fitted = model.fit(d, np.random.RandomState(r), warm_start=warm)
                 t1 = time.perf_counter()
-                fitted.suggest(np.random.RandomState(r))
+                Policy(fitted).suggest(np.random.RandomState(r))
                 t2 = time.perf_counter()
             warm = fitted.hyperparameters()
             times.append(t2 - t0)

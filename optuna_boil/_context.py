@@ -31,8 +31,8 @@ from optuna_boil import _observations
 from optuna_boil import _storage
 from optuna_boil._logging import get_logger
 from optuna_boil._logging import warn_once
+from optuna_boil._model.fitted import FittedModel
 from optuna_boil._model.model import BOILModel
-from optuna_boil._model.model import FittedModel
 from optuna_boil._model.model import ModelConfig
 from optuna_boil._model.search_space import SearchSpace
 

@@ -11,7 +11,8 @@ from optuna.study import Study
 from optuna_boil import _context
 from optuna_boil._helpers import fit_study
 from optuna_boil._model import curve as _curve
-from optuna_boil._model.model import FittedModel
+from optuna_boil._model.fitted import FittedModel
+from optuna_boil._policy import Policy
 
 
 GRAPH_ID = "boil-model"
@@ -54,7 +55,7 @@ def _save(study: Study, fitted: FittedModel) -> bool:
     hp = fitted.hyperparameters()
     steps = np.arange(model.t_lo, model.t_hi + 1)
     z = _curve.step_to_grid(steps, model.t_lo, model.t_hi)
-    index, _, _ = fitted.recommend()
+    index, _, _ = Policy(fitted).recommend()
     x = fitted.data.x[index]
     mean, std = fitted.predict(np.tile(x, (steps.size, 1)), steps.astype(float))
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0

@@ -13,7 +13,8 @@ from optuna.trial import FrozenTrial
 
 from optuna_boil import _context
 from optuna_boil import _storage
-from optuna_boil._model.model import FittedModel
+from optuna_boil._model.fitted import FittedModel
+from optuna_boil._policy import Policy
 
 
 def get_budget(trial: optuna.trial.BaseTrial) -> int | None:
@@ -104,7 +105,7 @@ def recommend(study: Study) -> Recommendation:
         best = study.best_trial
         return Recommendation(best, float(best.value or math.nan), math.nan, True)
     with _context.FIT_LOCK, _context.limit_threads():
-        index, value, std = fitted.recommend()
+        index, value, std = Policy(fitted).recommend()
     number = int(fitted.data.numbers[index])
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
     storage = study._storage

@@ -11,6 +11,7 @@ from optuna_boil import _context
 from optuna_boil import _storage
 from optuna_boil._context import Context
 from optuna_boil._logging import warn_once
+from optuna_boil._policy import Policy
 
 
 _ALIVE_EVERY = 30.0  # seconds between two liveness marks of a trial
@@ -169,7 +170,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
             return reached
         seed = _context.derive_seed(ctx.settings.seed, "continue", trial.number, step)
         with _context.FIT_LOCK, _context.limit_threads():
-            decision = fitted.continuation(
+            decision = Policy(fitted).continuation(
                 numbers.index(trial.number), float(step), np.random.RandomState(seed)
             )
         if decision.extend_to is None or decision.extend_to <= step:
@@ -191,7 +192,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
             if fitted is not None and x is not None:
                 seed = _context.derive_seed(ctx.settings.seed, "budget", trial.number)
                 with _context.FIT_LOCK, _context.limit_threads():
-                    decision = fitted.budget_for(x, np.random.RandomState(seed))
+                    decision = Policy(fitted).budget_for(x, np.random.RandomState(seed))
                 budget = decision.t
         _storage.set_initial_budget(study, trial._trial_id, budget)
         return int(budget)

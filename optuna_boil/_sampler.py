@@ -19,9 +19,10 @@ from optuna_boil._context import Context
 from optuna_boil._context import Settings
 from optuna_boil._logging import get_logger
 from optuna_boil._logging import warn_once
-from optuna_boil._model.model import Decision
-from optuna_boil._model.model import FittedModel
+from optuna_boil._model.fitted import FittedModel
 from optuna_boil._model.search_space import SearchSpace
+from optuna_boil._policy import Decision
+from optuna_boil._policy import Policy
 
 
 _SAME_X = 1e-3  # Configurations this close (max-norm, unit cube) are the same.
@@ -270,7 +271,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         )
         fixed_t = None if enforced else ctx.range.t_full
         with _context.FIT_LOCK, _context.limit_threads():
-            decision = fitted.suggest(rng, fixed_t=fixed_t, skip=in_flight)
+            decision = Policy(fitted).suggest(rng, fixed_t=fixed_t, skip=in_flight)
         self._publish(study, trial, space, fitted, decision, enforced)
         known = {
             t.number: (
@@ -346,7 +347,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
             if not clash:
                 return decision
             with _context.FIT_LOCK, _context.limit_threads():
-                decision = fitted.suggest(rng, fixed_t=None if enforced else int(full))
+                decision = Policy(fitted).suggest(rng, fixed_t=None if enforced else int(full))
             self._publish(study, trial, space, fitted, decision, enforced)
         get_logger().warning(
             f"Trial {trial.number}: its configuration still equals another running trial's "

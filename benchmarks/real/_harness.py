@@ -108,13 +108,6 @@ class Task:
 # The default before ``first_full`` (the first model decision trains fully while nothing is
 # fully trained): the variants measured before it keep it off, so that they rerun as measured.
 BEFORE_FIRST_FULL: dict[str, Any] = {"first_full": False}
-# The default before deliver_best and the dimension-scaled lengthscale prior.
-PREVIOUS: dict[str, Any] = BEFORE_FIRST_FULL | {
-    "deliver_best": False,
-    "lengthscale_prior": "gamma",
-}
-
-
 def _boil(
     seed: int, min_resource: int, max_resource: int, **overrides: Any
 ) -> tuple[BaseSampler, BasePruner]:
@@ -142,32 +135,15 @@ METHODS: dict[str, MethodFactory] = {
     ),
     "gp": lambda seed, lo, hi: (GPSampler(seed=seed), NopPruner()),
     "boil": _boil,
-    # The default before deliver_best and the dimension-scaled lengthscale prior; the variants
-    # after it were measured against that default and keep its settings.
-    "boil_previous": functools.partial(_boil, **PREVIOUS),
-    # The configuration to train fully searched for in the whole space, not among those seen.
-    # The default before first_full; the variants after it were measured against it.
+    # Ablations of the current default; experiments that lost were removed from the product
+    # (git history, their numbers in benchmarks/results/).
     "boil_no_first_full": functools.partial(_boil, **BEFORE_FIRST_FULL),
-    "boil_deliver_any": functools.partial(_boil, **BEFORE_FIRST_FULL, delivery_candidates="any"),
-    # That, with the previous lengthscale prior; and without deliver_best.
-    "boil_gamma_prior": functools.partial(
-        _boil, **BEFORE_FIRST_FULL, delivery_candidates="any", lengthscale_prior="gamma"
-    ),
-    "boil_no_deliver_best": functools.partial(_boil, **BEFORE_FIRST_FULL, deliver_best=False),
+    "boil_no_deliver_best": functools.partial(_boil, deliver_best=False),
+    "boil_no_deliver_new": functools.partial(_boil, deliver_new=False),
     # 5 random start-up trials instead of 8.
-    "boil_few_startup": functools.partial(_boil, **BEFORE_FIRST_FULL, n_startup_trials=5),
-    # New configurations never start at the full budget.
-    "boil_no_deliver_new": functools.partial(_boil, **PREVIOUS, deliver_new=False),
-    # Decision points may also train a run on, for what the longer look tells, to at least
-    # twice its step (r = 2) or to any later report (r = 1), not only to the end.
-    "boil_inform_double": functools.partial(_boil, **PREVIOUS, continue_inform=2.0),
-    "boil_inform": functools.partial(_boil, **PREVIOUS, continue_inform=1.0),
-    # Run-to-run noise: a per-run late part, and a barrier against collapsing x lengthscales.
-    "boil_run_noise": functools.partial(_boil, **PREVIOUS, run_noise=True, lengthscale_floor=0.01),
+    "boil_few_startup": functools.partial(_boil, n_startup_trials=5),
     # A user's setting for curves whose first third says little (an exploration phase, as in
     # the CartPole DQN): no decision before a third of the full training.
-    "boil_min_third": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi, **PREVIOUS),
-    # The same user setting with the current default.
     "boil_min_third_now": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),
 }
 BOIL_METHODS = frozenset(m for m in METHODS if m.startswith("boil"))

@@ -1,16 +1,15 @@
-"""Pieces of the cost-aware acquisition over (x, t) and its maximisation.
+"""Acquisition functions over encoded ``(x, u)`` rows, as small callables.
 
-The acquisition itself is assembled in :meth:`.model.FittedModel.log_acq`: by default
-``log EI_T(x) + log |corr(f(x, t), f(x, T))| + log_information(var(x, t), noise) - log cost(x, t)``
-(augmented EI, Huang et al., 2006), or BOIL's ``log EI(x, t) - log cost(x, t)``. ``log EI`` is
-computed stably for very negative standardised improvements (Ament et al., 2023, "Unexpected
-improvements to expected improvement"), so it never returns ``-inf``. The value of *continuing* a
-run of ``x`` from step ``t0`` to ``t1 > t0`` uses the marginal cost ``rate(x) * (t1 - t0)``.
+* :class:`AugmentedLogEI`: the log expected improvement of the score at the full budget,
+  weighted by how much a run of ``x`` to ``u`` tells about it (augmented EI, Huang et al., 2006):
+  ``log EI_T(x) + log |corr(f(x, u), f(x, T))| + log(1 - s_n / sqrt(s^2(x, u) + s_n^2))``.
+* :class:`LogEIAtFull`: the log expected improvement of *having* ``x`` trained to the full
+  budget over a given incumbent (what a user of the study gets).
+* :class:`CostAware`: any of them minus the log cost of the run (value per unit of cost), as
+  BoTorch keeps cost apart from the acquisition.
 
-The maximiser evaluates a batch of scrambled Sobol points, refines the best few jointly with
-L-BFGS-B on the continuous coordinates (the step included), rounds integers, steps and
-categoricals, and returns every candidate it saw, best first, so the caller can skip candidates
-that it must not propose.
+``log EI`` is computed stably for very negative standardised improvements (Ament et al., 2023,
+"Unexpected improvements to expected improvement"), so it never returns ``-inf``.
 """
 
 from __future__ import annotations
@@ -19,14 +18,16 @@ from collections.abc import Callable
 import math
 
 import numpy as np
-import scipy.optimize
-from scipy.stats import qmc
 import torch
+
+from optuna_boil._model.gp import Posterior
 
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _LOG_SQRT_PI_2 = 0.5 * math.log(math.pi / 2)
 _SQRT2 = math.sqrt(2.0)
+
+Acquisition = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -70,70 +71,59 @@ def log_information(var: torch.Tensor, noise: torch.Tensor | float) -> torch.Ten
     return r.log() - root.log() - torch.log1p(root)
 
 
-def maximise(
-    acqf: Callable[[torch.Tensor], torch.Tensor],
-    sample: Callable[[int, np.random.RandomState], np.ndarray],
-    round_fn: Callable[[np.ndarray], np.ndarray],
-    continuous: np.ndarray,
-    rng: np.random.RandomState,
-    n_samples: int = 1024,
-    n_local: int = 8,
-    maxiter: int = 10,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Maximise ``acqf`` over the unit box.
+class AugmentedLogEI:
+    """``log EI_T(x) + log |corr(f(x, u), f(x, 1))| + log_information(var(x, u))``.
 
     Args:
-        acqf: Batched acquisition, ``(m, D) -> (m,)``, differentiable in its input.
-        sample: ``(n, rng) -> (n, D)`` uniform draws (categoricals as indices).
-        round_fn: Snap ``(m, D)`` points onto valid values.
-        continuous: Boolean mask of the coordinates refined by L-BFGS-B.
-        rng: Random state; the only source of randomness.
-        n_samples: Number of preliminary points.
-        n_local: Number of best preliminary points refined locally.
-        maxiter: L-BFGS-B iterations of the joint refinement. On the speed benchmark's model at
-            100 trials the mean best log value was -5.893 / -5.885 / -5.880 / -5.879 after
-            8 / 10 / 15 / 30 iterations (-6.242 without refinement): 10 is enough.
-
-    Returns:
-        All rounded candidates and their acquisition values, sorted best first.
+        posterior: The GP posterior.
+        best: Incumbent at the full budget (standardised units).
     """
-    X0 = sample(n_samples, rng)
-    sobol = qmc.Sobol(d=X0.shape[1], scramble=True, seed=rng.randint(2**31)).random(n_samples)
-    X0[:, continuous] = sobol[:, continuous]
-    X0 = np.unique(round_fn(X0), axis=0)
-    with torch.no_grad():
-        f0 = acqf(torch.from_numpy(X0)).numpy()
-    order = np.argsort(-f0, kind="stable")[:n_local]
-    starts = X0[order]
 
-    cont_idx = np.flatnonzero(continuous)
-    refined = starts.copy()
-    if cont_idx.size:
-        base = torch.from_numpy(starts)
+    def __init__(self, posterior: Posterior, best: float) -> None:
+        self.posterior = posterior
+        self.best = best
 
-        def neg_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            X = base.clone()
-            Xc = torch.from_numpy(flat.reshape(len(starts), cont_idx.size)).requires_grad_(True)
-            X[:, cont_idx] = Xc
-            f = acqf(X)
-            total = -f.sum()
-            total.backward()
-            assert Xc.grad is not None
-            return float(total.detach()), Xc.grad.numpy().ravel()
-
-        res = scipy.optimize.minimize(
-            neg_and_grad,
-            starts[:, cont_idx].ravel(),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(0.0, 1.0)] * (len(starts) * cont_idx.size),
-            options={"maxiter": maxiter},
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        mean_f, var_f, var, cov = self.posterior.predict_pair(X, 1.0)
+        return (
+            log_ei(mean_f, var_f, self.best)
+            + 0.5 * (cov.pow(2) / (var * var_f)).clamp(1e-300, 1.0).log()
+            + log_information(var, self.posterior.noise)
         )
-        refined[:, cont_idx] = res.x.reshape(len(starts), cont_idx.size)
-    refined = round_fn(refined)
-    with torch.no_grad():
-        f1 = acqf(torch.from_numpy(refined)).numpy()
-    X = np.vstack([refined, X0])
-    f = np.concatenate([f1, f0])
-    order = np.argsort(-f, kind="stable")
-    return X[order], f[order]
+
+
+class LogEIAtFull:
+    """Log expected improvement at the full budget over ``incumbent``; the step column of ``X``
+    is ignored (the value is that of a configuration trained to the end).
+
+    Args:
+        posterior: The GP posterior.
+        incumbent: Best value of a fully trained configuration (standardised units).
+    """
+
+    def __init__(self, posterior: Posterior, incumbent: float) -> None:
+        self.posterior = posterior
+        self.incumbent = incumbent
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        full = torch.cat([X[:, :-1], torch.ones_like(X[:, -1:])], dim=-1)
+        mean, var = self.posterior.predict(full)
+        return log_ei(mean, var, self.incumbent)
+
+
+class CostAware:
+    """An acquisition per unit of cost: ``acqf(X) - log cost(X)``; NaN becomes ``-inf`` (a
+    numerically broken point is never chosen).
+
+    Args:
+        acqf: The acquisition.
+        cost: Cost of each row, ``(m, D) -> (m,)``, positive.
+    """
+
+    def __init__(self, acqf: Acquisition, cost: Acquisition) -> None:
+        self.acqf = acqf
+        self.cost = cost
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        value = self.acqf(X) - self.cost(X).log()
+        return torch.where(torch.isnan(value), torch.full_like(value, -np.inf), value)

@@ -11,9 +11,14 @@ When cost is counted in steps (the default of the package) the model is exact an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.optimize
 import torch
+
+
+_FLOOR = 0.5  # Half a step: no run is free.
 
 
 class CostModel:
@@ -90,3 +95,51 @@ class CostModel:
                 out = out + theta[j] * x[..., i]
                 j += 1
         return out.exp()
+
+
+class TrainingCost:
+    """Cost of training ``x`` to the step of each encoded row, in steps of a full run.
+
+    With cost in steps this is the number of steps (from ``start`` when a run continues). With a
+    fitted :class:`CostModel` (wall clock, or costs the user reported) it is
+    ``t_full * c(x, t) / c(x, t_full)``: the cost model decides how long to train (the overhead
+    of starting a run against its per-step cost), never *which* configuration, so
+    configurations that are cheap per step but worse do not win on cost. Half a step is the
+    least any run costs.
+
+    Args:
+        steps_of: The step of each row's step coordinate (differentiable, unrounded).
+        t_full: The full budget, counted in steps trained.
+        offset: 1 when steps start at 0 (step ``s`` means ``s + 1`` steps trained), else 0.
+        model: The fitted cost model, or :obj:`None` to count steps.
+        start: The step a continued run starts from (only the rest costs), or :obj:`None`.
+        aware: :obj:`False` makes every run cost the same (1).
+    """
+
+    def __init__(
+        self,
+        steps_of: Callable[[torch.Tensor], torch.Tensor],
+        t_full: float,
+        offset: float,
+        model: CostModel | None,
+        start: float | None = None,
+        aware: bool = True,
+    ) -> None:
+        self.steps_of = steps_of
+        self.t_full = float(t_full)
+        self.offset = float(offset)
+        self.model = model
+        self.start = start
+        self.aware = aware
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        if not self.aware:
+            return torch.ones(X.shape[0], dtype=X.dtype)
+        t = self.steps_of(X[:, -1]) + self.offset
+        done = 0.0 if self.start is None else self.start + self.offset
+        if self.model is None:
+            return (t - done).clamp_min(_FLOOR)
+        rate = self.model.rate_torch(X[:, :-1])
+        full = rate * self.t_full + self.model.overhead
+        c = rate * (t - done) + (self.model.overhead if self.start is None else 0.0)
+        return (self.t_full * c / full).clamp_min(_FLOOR)

@@ -12,34 +12,27 @@ Notation (shared by the whole ``_model`` package):
   reporting, and steps may start at 0 or at 1.
 * Logistic weights ``w(z) = 1 / (1 + exp(-g0 * (z - m0)))`` with midpoint ``m0`` and growth ``g0``.
 
-Three compressions (``target``):
-
-* ``"paper"``: BOIL as published (Nguyen et al., 2020): drop a burn-in of
-  ``k = floor((m0 + 4) * L / 12)`` of the ``L`` points, then ``mean_{i >= k} w_i * r_i``.
-  It squashes short runs towards zero.
-* ``"logistic"``: the late-weighted average ``sum_i w_i r_i / sum_i w_i``. It keeps the logistic
-  preference for late, stable progress but does not vanish for short runs.
-* ``"final"``: the value at the last step (no parameters).
-
-The torch version (:func:`compress`) works on padded batches and is differentiable in ``m0`` and
-``g0``; the burn-in of ``"paper"`` is a step function of ``m0`` (its gradient flows through the
-weights only).
+The compression is the late-weighted average ``sum_i w_i r_i / sum_i w_i``: it keeps BOIL's
+logistic preference for late, stable progress but, unlike the published score (which drops a
+burn-in and averages ``w_i r_i``), does not vanish for short runs. :func:`compress` works on
+padded batches and is differentiable in ``m0`` and ``g0``; a curve of more than
+``MAX_POINTS`` reports is represented by ``MAX_POINTS`` of them, evenly spread over its steps
+(the last one kept), so a batch never grows with the length of training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-import math
 
 import numpy as np
 import torch
 
 
-TARGETS = ("logistic", "paper", "final")
 M0_BOUNDS = (-2.0, 3.0)
 G0_BOUNDS = (0.5, 2.0)
 DEFAULT_M0 = 0.0
 DEFAULT_G0 = 1.0
+MAX_POINTS = 256
 # Finite values are clipped to +-_HUGE, so that the difference of any two (the range) is finite.
 _HUGE = 1e307
 
@@ -57,11 +50,6 @@ def logistic_weights(z: np.ndarray, m0: float, g0: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-g0 * (np.asarray(z, dtype=np.float64) - m0)))
 
 
-def burn_in(length: int, m0: float) -> int:
-    """Number of leading points BOIL's published score drops from a curve of ``length`` points."""
-    return min(max(int(math.floor((m0 + 4.0) * length / 12.0)), 0), max(length - 1, 0))
-
-
 def score(
     steps: np.ndarray,
     values: np.ndarray,
@@ -69,28 +57,28 @@ def score(
     t_hi: float,
     m0: float = DEFAULT_M0,
     g0: float = DEFAULT_G0,
-    target: str = "logistic",
 ) -> float:
-    """Reference (numpy, unbatched) compression of one curve; see the module docstring."""
+    """Reference (numpy, unbatched) compression of one whole curve; see the module docstring."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         raise ValueError("Cannot compress an empty curve.")
-    if target == "final":
-        return float(values[-1])
     w = logistic_weights(step_to_grid(steps, t_lo, t_hi), m0, g0)
-    if target == "logistic":
-        return float(np.sum(w * values) / np.sum(w))
-    if target == "paper":
-        k = burn_in(values.size, m0)
-        return float(np.mean(w[k:] * values[k:]))
-    raise ValueError(f"Unknown target {target!r}; expected one of {TARGETS}.")
+    return float(np.sum(w * values) / np.sum(w))
+
+
+def thin(length: int) -> np.ndarray:
+    """Indices of the points that represent a curve prefix of ``length`` points: all of them, or
+    ``MAX_POINTS`` evenly spread ones with the first and the last."""
+    if length <= MAX_POINTS:
+        return np.arange(length)
+    return np.unique(np.linspace(0, length - 1, MAX_POINTS).round().astype(np.int64))
 
 
 class PaddedCurves:
     """Prefixes of curves as padded tensors, ready for batched compression.
 
-    Row ``p`` holds the first ``lengths[p]`` points of one curve: ``values[p, :L]`` and grid
-    positions ``z[p, :L]``; the rest is padding with ``mask == False``.
+    Row ``p`` holds the first ``lengths[p]`` points of one curve (or the ``MAX_POINTS`` of them
+    that :func:`thin` keeps): values and grid positions, the rest padding with ``mask == False``.
     """
 
     def __init__(
@@ -101,41 +89,28 @@ class PaddedCurves:
         t_hi: float,
     ) -> None:
         n = len(lengths)
-        width = max(lengths) if n else 1
+        kept = [thin(length) for length in lengths]
+        width = max((k.size for k in kept), default=1)
         values = np.zeros((n, width))
         z = np.zeros((n, width))
         mask = np.zeros((n, width), dtype=bool)
-        for p, ((steps, vals), length) in enumerate(zip(curves, lengths, strict=False)):
-            values[p, :length] = vals[:length]
-            z[p, :length] = step_to_grid(steps[:length], t_lo, t_hi)
-            mask[p, :length] = True
+        for p, ((steps, vals), idx) in enumerate(zip(curves, kept, strict=True)):
+            values[p, : idx.size] = vals[idx]
+            z[p, : idx.size] = step_to_grid(steps[idx], t_lo, t_hi)
+            mask[p, : idx.size] = True
         self.values = torch.from_numpy(values)
         self.z = torch.from_numpy(z)
         self.mask = torch.from_numpy(mask)
         self.lengths = torch.as_tensor(np.asarray(lengths, dtype=np.int64))
-        idx = torch.arange(width)
-        self.last = self.values[torch.arange(n), (self.lengths - 1).clamp_min(0)]
-        self._positions = idx.expand(n, width)
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
 
 
-def compress(
-    curves: PaddedCurves, m0: torch.Tensor, g0: torch.Tensor, target: str
-) -> torch.Tensor:
+def compress(curves: PaddedCurves, m0: torch.Tensor, g0: torch.Tensor) -> torch.Tensor:
     """Batched, differentiable compression of every row of ``curves``; returns shape ``(P,)``."""
-    if target == "final":
-        return curves.last
     w = torch.sigmoid(g0 * (curves.z - m0)) * curves.mask
-    if target == "logistic":
-        return (w * curves.values).sum(-1) / w.sum(-1).clamp_min(1e-300)
-    if target == "paper":
-        k = torch.floor((m0.detach() + 4.0) * curves.lengths / 12.0)
-        k = torch.minimum(k.clamp_min(0.0), (curves.lengths - 1).clamp_min(0).to(k))
-        keep = curves.mask & (curves._positions >= k.unsqueeze(-1))
-        return (w * keep * curves.values).sum(-1) / keep.sum(-1)
-    raise ValueError(f"Unknown target {target!r}; expected one of {TARGETS}.")
+    return (w * curves.values).sum(-1) / w.sum(-1).clamp_min(1e-300)
 
 
 def normalise_curves(

@@ -1,18 +1,14 @@
-"""The BOIL model facade shared by the sampler and the pruner.
+"""The BOIL model: from the study's curves to a fitted model.
 
-One call to :meth:`BOILModel.fit` goes from curves to a fitted model:
+One call to :meth:`BOILModel.fit` goes from curves to a :class:`~.fitted.FittedModel`:
 curves -> orientation-free scaling -> (optional) subsampling to the GP size cap -> selective
 augmentation -> joint fit of the GP and the compression -> fantasies for pending runs -> cost
-model. The :class:`FittedModel` then answers the questions of the sampler (which ``(x, t)`` next),
-the pruner (continue this run, and until when) and the user (which configuration is best).
-
-Inputs and outputs are numpy arrays in the encoded space of :mod:`.search_space`; no Optuna object
-is seen here.
+model. Inputs are numpy arrays in the encoded space of :mod:`.search_space`; no Optuna object is
+seen here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -20,86 +16,56 @@ from typing import Any
 import numpy as np
 import torch
 
-from optuna_boil._model import acquisition as _acq
 from optuna_boil._model import augment as _augment
 from optuna_boil._model import curve as _curve
 from optuna_boil._model.cost import CostModel
+from optuna_boil._model.fitted import FittedModel
 from optuna_boil._model.gp import JointGP
+from optuna_boil._model.gp import kernel
 from optuna_boil._model.search_space import SearchSpace
 
 
-ACQUISITIONS = ("final", "budget")
-DELIVERY_CANDIDATES = ("observed", "any")
-_SAME_X_TOL = 1e-3  # Configurations this close (max-norm, unit cube) count as the same.
 CANDIDATES_PER_CURVE = 6
-_DISTINCT = 0.05  # Candidates closer than this (max-norm in the unit cube) count as one.
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Settings of the model (see :class:`~optuna_boil.BOILSampler` for their meaning)."""
+    """Settings of the model and of the policy that uses it.
 
-    target: str = "logistic"
-    acquisition: str = "final"
+    The switches that are on by default exist for ablations (see ``benchmarks/README.md``):
+
+    Attributes:
+        learn_compression: Fit the curve weighting ``(m0, g0)`` with the GP (else BOIL's
+            fixed one).
+        augmentation: Add selected earlier points of each curve to the GP.
+        cost_aware: Value runs per unit of cost.
+        max_gp_points: Most trials in the GP (the rest are subsampled).
+        max_augmented: Most augmented points.
+        max_log_cond: Log condition number the augmentation may reach.
+        n_samples: Preliminary points of the acquisition search.
+        n_local: Starts refined by the local search.
+        n_random_restarts: Random restarts of a GP fit without a warm start.
+        deliver_new: Train a new configuration to the full budget from the start when having
+            it fully trained is worth more per unit of cost than the budget the acquisition
+            chose.
+        deliver_best: The observed configuration whose full training is worth most competes
+            with the acquisition's choice (it is trained again from the start).
+        first_full: While nothing is fully trained (or being trained to the full budget), the
+            next new run is a full one, so ``study.best_trial`` exists early.
+    """
+
     learn_compression: bool = True
     augmentation: bool = True
     cost_aware: bool = True
     max_gp_points: int = 200
     max_augmented: int = 64
     max_log_cond: float = 15.0
-    # Sobol points before the local search: 512 instead of 1024 changed the best log value by
-    # 0.003 nats on the speed benchmark's model (100 trials) and saves ~25 ms per decision.
     n_samples: int = 512
     n_local: int = 8
     n_random_restarts: int = 2
-    # A new configuration is trained to t_hi from the start when having it fully trained
-    # (delivery, see FittedModel.log_delivery) is worth more per cost than the budget the
-    # acquisition chose for it. On the 24 LCBench tasks (3 seeds) this lowered the regret of the
-    # best COMPLETE trial at 100 epochs from 0.47 to 0.27 and was ahead at every checkpoint.
     deliver_new: bool = True
-    # Delivery is also chosen on its own: the configuration whose full training is worth most
-    # per unit of cost (its expected improvement at t_hi over the best fully trained one)
-    # competes with the acquisition's choice, so what gets trained to the end is the model's
-    # best guess, not only its most informative point. ``delivery_candidates`` says where that
-    # configuration is searched for: "observed" (the configurations seen so far, trained again
-    # from the start), or "any" (the whole space, where the search favoured the corners of the
-    # box while the model knew little). With the dimension-scaled lengthscale prior, "observed"
-    # was ahead of "any" on CartPole and boosting and level on digits and LCBench (see the
-    # README's benchmark section).
     deliver_best: bool = True
-    delivery_candidates: str = "observed"
-    # While no configuration is fully trained (or being trained to t_hi by a running trial),
-    # the next new run is a full one, so that ``study.best_trial`` exists right after the
-    # start-up and one full training. A decision point still compares continuing with the
-    # acquisition's own choice: forcing a full run there too made the last random start-up
-    # trial the first one trained fully (digits, 3 of 10 runs). On the 24 LCBench tasks (3
-    # seeds) level with the rule without it; on digits it removed the runs without a COMPLETE
-    # trial at a quarter of the budget.
     first_full: bool = True
-    # At a decision point a run stops or goes on to t_hi (delivery); with r >= 1 it may also go
-    # on for what a longer look tells: to any reported step of at least r times the step reached
-    # (the acquisition of that step, only the remaining steps cost). Off by default: on the 24
-    # LCBench tasks (10 seeds) r = 2 was worse early (best COMPLETE trial +0.025 +- 0.010 at 100
-    # epochs, +0.006 +- 0.002 at 250, paired) and ahead only within noise at 1000 (-0.006 +-
-    # 0.005); on the real tasks it was ahead within noise. r = 1 decides at every report.
-    continue_inform: float = 0.0
-    # Run-to-run noise (see JointKernel): ``run_noise`` adds a late part of the score that
-    # belongs to one run, ``lengthscale_floor`` a prior of ``-b / l^2`` nats on each x
-    # lengthscale. Off by default: with both (b = 0.01) the 24 LCBench tasks (119 paired runs)
-    # and the three real tasks (10 seeds) were level with the default within noise.
-    lengthscale_floor: float = 0.0
-    run_noise: bool = False
-    # Prior of the x lengthscales (see JointKernel): "dim_lognormal" (BoTorch's, favours smooth
-    # functions, more so in more dimensions) or "gamma" (the previous Gamma(3, 6), mode 1/3,
-    # which let noisy single runs pull lengthscales towards zero).
-    lengthscale_prior: str = "dim_lognormal"
-
-    def __post_init__(self) -> None:
-        if self.delivery_candidates not in DELIVERY_CANDIDATES:
-            raise ValueError(
-                f"Unknown delivery_candidates {self.delivery_candidates!r}; expected one of "
-                f"{DELIVERY_CANDIDATES}."
-            )
 
 
 @dataclass
@@ -129,41 +95,6 @@ class CurveData:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
-
-
-@dataclass(frozen=True)
-class Continuation:
-    """The pruner's decision for a run that reached its budget.
-
-    Attributes:
-        extend_to: The new budget, or :obj:`None` to stop the run.
-        log_value: Log value of the best way to continue, per unit of cost.
-        log_new: Log value of the best new run, per unit of cost.
-        reason: Why, in words (stored as the trial's ``boil_stop``/``boil_continue``).
-    """
-
-    extend_to: int | None
-    log_value: float
-    log_new: float
-    reason: str
-
-
-@dataclass
-class Decision:
-    """A proposed ``(x, t)`` with what the model expects of it.
-
-    ``retrain_of``: the number of the longest observed run of configuration ``x``, when the
-    decision trains a configuration seen before again from the start (and the data has trial
-    numbers).
-    """
-
-    x: np.ndarray
-    t: int
-    log_acq: float
-    predicted_score: float
-    predicted_final: float
-    hyperparameters: dict[str, Any]
-    retrain_of: int | None = None
 
 
 class BOILModel:
@@ -196,7 +127,6 @@ class BOILModel:
         self.cost_in_steps = cost_in_steps
         self.t_new_lo = int(min(max(t_new_lo, t_lo), t_hi)) if t_new_lo is not None else self.t_lo
         self.step_interval = 1
-        self.step_phase = 0
 
     def scale_t(self, t: np.ndarray | float) -> np.ndarray:
         """Steps to the GP's step coordinate: ``log(1 + t - t_lo) / log(1 + t_hi - t_lo)``.
@@ -221,8 +151,8 @@ class BOILModel:
         A trial stops at its first report at or after its budget, so a budget between two
         reports would cost (and be modelled as) less training than it really gets.
         """
-        k = np.ceil((np.asarray(t, dtype=np.float64) - self.step_phase) / self.step_interval)
-        return np.minimum(self.step_phase + np.maximum(k, 0) * self.step_interval, self.t_hi)
+        k = np.ceil(np.asarray(t, dtype=np.float64) / self.step_interval)
+        return np.minimum(np.maximum(k, 0) * self.step_interval, self.t_hi)
 
     def learn_step_grid(self, steps: list[np.ndarray]) -> None:
         """Infer the report grid from observed curves: every ``step_interval`` steps.
@@ -235,12 +165,11 @@ class BOILModel:
         """
         ints = [s.astype(np.int64) for s in steps if s.size and np.all(s == np.round(s))]
         if not ints:
-            self.step_interval, self.step_phase = 1, 0
+            self.step_interval = 1
             return
         gaps = np.concatenate([np.diff(s) for s in ints] + [np.concatenate(ints)])
         gaps = np.abs(gaps[gaps != 0])
         self.step_interval = max(int(np.gcd.reduce(gaps)) if gaps.size else 1, 1)
-        self.step_phase = 0
 
     def unscale_t_torch(self, u: torch.Tensor) -> torch.Tensor:
         """Differentiable, unrounded :meth:`unscale_t`."""
@@ -339,12 +268,8 @@ class BOILModel:
         return JointGP(
             *self._gp_data(data, curves, points),
             self.space.is_categorical,
-            self.config.target,
             self.config.learn_compression,
             float(np.log1p(max(self.t_hi - self.t_lo, 0))),
-            self.config.lengthscale_floor,
-            self.config.run_noise,
-            self.config.lengthscale_prior,
         )
 
     def _augment(
@@ -379,12 +304,17 @@ class BOILModel:
         Xc = torch.from_numpy(self._inputs(data, curves, cand))
         # One matrix product for all candidate pairs is cheaper here than a kernel call per
         # chosen column (m is at most CANDIDATES_PER_CURVE * max_gp_points).
-        K_cc = gp.covariance(Xc).numpy()
+        with torch.no_grad():
+            params = gp.covar_module.params().detach()
+            K_cc = kernel(Xc, Xc, params).numpy()
+            K_xx = kernel(Xp, Xp, params).numpy()
+            K_xc = kernel(Xp, Xc, params).numpy()
+            prior_var = kernel(Xc, Xc, params, diag=True).numpy()
         chosen = _augment.select(
-            gp.covariance(Xp).numpy(),
-            gp.covariance(Xp, Xc).numpy(),
+            K_xx,
+            K_xc,
             lambda idx: K_cc[:, idx],
-            gp.prior_variance(Xc).numpy(),
+            prior_var,
             float(gp.noise),
             np.asarray(owner),
             caps,
@@ -392,454 +322,3 @@ class BOILModel:
             self.config.max_log_cond,
         )
         return [cand[j] for j in chosen]
-
-
-class FittedModel:
-    """A fitted BOIL model: decisions for the sampler, the pruner and the user."""
-
-    def __init__(
-        self,
-        model: BOILModel,
-        data: CurveData,
-        gp: JointGP,
-        points: list[tuple[int, int]],
-        cost: CostModel,
-        low: float,
-        span: float,
-    ) -> None:
-        self.model = model
-        self.data = data
-        self.gp = gp
-        self.points = points
-        self.cost = cost
-        self.low = low
-        self.span = span
-        self.offset = model._step_offset(data)
-        self.n_real = len({i for i, _ in points})
-        self.n_augmented = len(points) - self.n_real
-        with torch.no_grad():
-            X_real = gp.train_inputs[0][: self.n_real]
-            if model.config.acquisition == "final":
-                # The incumbent of the final budget: the best posterior mean at t_hi among the
-                # configurations observed so far.
-                mean = gp.predict_pair(X_real, 1.0)[0]
-            else:
-                mean = gp.predict(X_real)[0]
-        self.best = float(mean.max())
-        self.delivered = self._delivered_incumbent()
-        self.extra_pending: list[tuple[np.ndarray, float]] = []
-        # Half a step: no run is free.
-        self._cost_floor = 0.5
-        self._add_fantasies()
-
-    def _delivered_incumbent(self) -> float:
-        """Best posterior mean at ``t_hi`` (GP units) of the fully trained configurations; the
-        worst of all observed configurations while none is fully trained."""
-        full = self.fully_trained()
-        observed = full if full.size else np.flatnonzero([s.size > 0 for s in self.data.steps])
-        X = torch.from_numpy(np.column_stack([self.data.x[observed], np.ones(observed.size)]))
-        with torch.no_grad():
-            mean = self.gp.predict(X)[0].numpy()
-        return float(mean.max() if full.size else mean.min())
-
-    def _add_fantasies(self) -> None:
-        """Condition on pending runs at their budgets (posterior-mean fantasies)."""
-        d = self.data
-        rows = []
-        for i in np.flatnonzero(d.running & np.isfinite(d.budgets)):
-            last = d.steps[i][-1] if d.steps[i].size else -np.inf
-            if d.budgets[i] > last:
-                rows.append(np.append(d.x[i], self.model.scale_t(d.budgets[i])))
-        self._condition_on(rows)
-
-    def add_pending(self, x: np.ndarray, budget: float) -> None:
-        """Treat one more run of ``x`` to ``budget`` as pending (e.g. a worker's fresh choice)."""
-        self.extra_pending.append((np.asarray(x, dtype=np.float64), float(budget)))
-        self._condition_on([np.append(x, self.model.scale_t(budget))])
-
-    def _condition_on(self, rows: list[np.ndarray]) -> None:
-        if not rows:
-            return
-        Xf = torch.from_numpy(np.array(rows))
-        with torch.no_grad():
-            yf, _ = self.gp.predict(Xf)
-            X = torch.cat([self.gp.train_inputs[0], Xf])
-            y = torch.cat([self.gp.train_targets, yf])
-            self.gp.set_train_data(X, y, strict=False)
-            self.gp.refactorise()
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return self.gp.hyperparameters()
-
-    # Predictions -------------------------------------------------------------------------------
-
-    def predict(self, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and std of the compressed score at ``(x, t)`` in metric-scaled units.
-
-        The returned values are in ``[0, 1]``-scaled "higher is better" units of the curves
-        (multiply by ``span`` and add ``low`` for the oriented metric).
-        """
-        X = torch.from_numpy(np.column_stack([np.atleast_2d(x), self.model.scale_t(t)]))
-        with torch.no_grad():
-            mean, var = self.gp.predict(X)
-        y_std = self.gp.y_std
-        return (mean.numpy() * y_std + self.gp.y_mean), var.sqrt().numpy() * y_std
-
-    def to_metric(self, score: np.ndarray | float) -> np.ndarray:
-        """Scaled score back to the oriented metric's units."""
-        return self.low + np.asarray(score) * self.span
-
-    # Acquisition -------------------------------------------------------------------------------
-
-    def _cost(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
-        """Cost of training ``x`` to ``t`` (from ``start`` if given), in steps of a full run.
-
-        With cost in steps this is the number of steps. With a fitted cost (wall clock, or
-        costs the user reported) it is ``t_hi * c(x, t) / c(x, t_hi)``: the cost model decides
-        how long to train (the overhead of starting a run against its per-step cost), never
-        *which* configuration, so configurations that are cheap per step but worse do not win
-        on cost.
-        """
-        if not self.model.config.cost_aware:
-            return torch.ones(X.shape[0], dtype=X.dtype)
-        t = self.model.unscale_t_torch(X[:, -1]) + self.offset
-        t_full = float(self.model.t_hi) + self.offset
-        if self.model.cost_in_steps:
-            c = t if start is None else t - start - self.offset
-            return c.clamp_min(self._cost_floor)
-        rate = self.cost.rate_torch(X[:, :-1])
-        full = rate * t_full + self.cost.overhead
-        if start is None:
-            c = rate * t + self.cost.overhead
-        else:
-            c = rate * (t - start - self.offset)
-        return (t_full * c / full).clamp_min(self._cost_floor)
-
-    def log_acq(self, X: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
-        """Log acquisition value per unit cost at encoded ``(x, t)`` rows.
-
-        ``acquisition="final"``: the expected improvement of the score at the full budget,
-        weighted by how much a run of ``x`` to ``t`` tells about it (Huang et al., 2006,
-        "augmented EI"): ``EI_T(x) * |corr(f(x, t), f(x, T))| * (1 - s_n / sqrt(s^2(x, t) +
-        s_n^2)) / cost(x, t)``. The second factor is the posterior correlation of the two
-        budgets, the third discounts runs whose outcome the noise would hide. ``"budget"``:
-        BOIL's ``EI(x, t) / cost(x, t)`` of the score at ``t`` itself. ``start`` gives the cost
-        of continuing a run from that step instead of a fresh run.
-        """
-        if self.model.config.acquisition == "budget":
-            mean, var = self.gp.predict(X)
-            value = _acq.log_ei(mean, var, self.best)
-        else:
-            mean_f, var_f, var, cov = self.gp.predict_pair(X, 1.0)
-            value = (
-                _acq.log_ei(mean_f, var_f, self.best)
-                + 0.5 * (cov.pow(2) / (var * var_f)).clamp(1e-300, 1.0).log()
-                + _acq.log_information(var, self.gp.noise)
-            )
-        value = value - self._cost(X, start).log()
-        # A numerically broken point is never chosen (rather than crashing a decision).
-        return torch.where(torch.isnan(value), torch.full_like(value, -np.inf), value)
-
-    def _same(self, x: np.ndarray) -> np.ndarray:
-        """Mask of the runs whose configuration equals ``x``."""
-        return np.max(np.abs(self.data.x - x), axis=1) <= _SAME_X_TOL
-
-    def _observed_until(self, x: np.ndarray, exclude: int | None = None) -> float:
-        """Largest step observed or budgeted for configurations equal to ``x`` (or -inf),
-        leaving out the run at index ``exclude``."""
-        d = self.data
-        same = self._same(x)
-        if exclude is not None:
-            same[exclude] = False
-        until = -np.inf
-        for i in np.flatnonzero(same):
-            if d.steps[i].size:
-                until = max(until, float(d.steps[i][-1]))
-            if d.running[i] and np.isfinite(d.budgets[i]):
-                until = max(until, float(d.budgets[i]))
-        for px, budget in self.extra_pending:
-            if np.all(np.abs(px - x) <= _SAME_X_TOL):
-                until = max(until, budget)
-        return until
-
-    def _search(
-        self,
-        rng: np.random.RandomState,
-        fixed_t: int | None = None,
-        fixed_x: np.ndarray | None = None,
-        acqf: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        space = self.model.space
-        cfg = self.model.config
-        dim = space.dim
-
-        def sample(n: int, r: np.random.RandomState) -> np.ndarray:
-            x = space.sample(n, r) if fixed_x is None else np.tile(fixed_x, (n, 1))
-            u = (
-                r.uniform(size=(n, 1))
-                if fixed_t is None
-                else np.full((n, 1), self.model.scale_t(fixed_t))
-            )
-            return np.hstack([x, u])
-
-        def round_fn(X: np.ndarray) -> np.ndarray:
-            out = X.copy()
-            out[:, :dim] = space.round(X[:, :dim]) if fixed_x is None else fixed_x
-            t = self.model.unscale_t(X[:, dim]) if fixed_t is None else np.full(len(X), fixed_t)
-            out[:, dim] = self.model.scale_t(t)
-            return out
-
-        continuous = np.append(~space.is_categorical, fixed_t is None)
-        if fixed_x is not None:
-            continuous[:dim] = False
-        n_samples = cfg.n_samples if fixed_x is None else min(cfg.n_samples, 64)
-        return _acq.maximise(
-            self.log_acq if acqf is None else acqf,
-            sample,
-            round_fn,
-            continuous,
-            rng,
-            n_samples,
-            cfg.n_local,
-        )
-
-    def suggest(
-        self,
-        rng: np.random.RandomState,
-        fixed_t: int | None = None,
-        skip: int = 0,
-        comparison: bool = False,
-    ) -> Decision:
-        """The next ``(x, t)``: the acquisition maximiser that repeats no observed run.
-
-        With ``deliver_new`` (the default) the chosen ``x`` is trained to ``t_hi`` from the
-        start when having it fully trained (:meth:`log_delivery`) is worth more per unit of
-        cost than the budget the acquisition chose for it; with ``deliver_best`` (the default)
-        the configuration whose full training is worth most (:meth:`_best_delivery`) replaces
-        it when that is worth more still.
-
-        Args:
-            rng: Random state for the maximiser.
-            fixed_t: Choose only ``x``, at this step budget.
-            skip: Leave out the ``skip`` best mutually distinct candidates (those are taken by
-                workers that are deciding at the same moment and cannot be seen yet).
-            comparison: The best new run is only compared with continuing a run (a decision
-                point): ``first_full`` does not apply.
-        """
-        X, f = self._search(rng, fixed_t=fixed_t)
-        dim = self.model.space.dim
-        chosen = None
-        taken: list[np.ndarray] = []
-        for row, value in zip(X, f, strict=False):
-            t = float(self.model.unscale_t(row[dim]))
-            if t <= self._observed_until(row[:dim]):
-                continue
-            if any(np.max(np.abs(row - other)) < _DISTINCT for other in taken):
-                continue
-            if len(taken) < skip:
-                taken.append(row)
-                continue
-            chosen = (row, value)
-            break
-        if chosen is None:  # Every candidate was observed: try fresh random points.
-            t_new = self.model.scale_t(self.model.t_hi if fixed_t is None else fixed_t)
-            draws = self.model.space.round(self.model.space.sample(64, rng))
-            x = draws[0]
-            for x in draws:
-                if float(self.model.unscale_t(t_new)) > self._observed_until(x):
-                    break
-            row = np.append(x, t_new)
-            with torch.no_grad():
-                value = float(self.log_acq(torch.from_numpy(row[None]))[0])
-            chosen = (row, value)
-        row, value = chosen[0], float(chosen[1])
-        if self.model.config.deliver_new and fixed_t is None:
-            delivery = self.log_delivery(row[:dim])
-            if delivery > value or (not comparison and self._needs_full_run()):
-                row = row.copy()
-                row[dim], value = 1.0, delivery
-            if self.model.config.deliver_best:
-                best = self._best_delivery(rng, skip)
-                if best is not None and best[1] > value:
-                    row, value = best
-        return self._decision(row, value, self._earlier_run(row[:dim]))
-
-    def _needs_full_run(self) -> bool:
-        """Whether the next new run must be a full one (``first_full``): no configuration is
-        fully trained, and no running or pending run has ``t_hi`` as its budget."""
-        if not self.model.config.first_full or self.fully_trained().size:
-            return False
-        d, t_hi = self.data, float(self.model.t_hi)
-        if np.any(d.running.astype(bool) & (np.nan_to_num(d.budgets) >= t_hi)):
-            return False
-        return not any(budget >= t_hi for _, budget in self.extra_pending)
-
-    def _earlier_run(self, x: np.ndarray) -> int | None:
-        """Number of the longest observed run of configuration ``x`` (:obj:`None` if there is
-        none, or the data has no trial numbers)."""
-        if len(self.data.numbers) != len(self.data):
-            return None
-        same = self._same(x)
-        lengths = [s.size if ok else -1 for s, ok in zip(self.data.steps, same, strict=True)]
-        i = int(np.argmax(lengths))
-        return int(self.data.numbers[i]) if lengths[i] > 0 else None
-
-    def _best_delivery(
-        self, rng: np.random.RandomState, skip: int = 0
-    ) -> tuple[np.ndarray, float] | None:
-        """The new full run worth most per unit of cost (:meth:`log_delivery` maximised over
-        ``x``: over the configurations observed so far or over the whole space, as
-        ``delivery_candidates`` says) that repeats no full run, after the ``skip`` best mutually
-        distinct ones (taken by workers deciding at the same moment); :obj:`None` if there is
-        none."""
-        dim = self.model.space.dim
-        t_hi = float(self.model.t_hi)
-        if self.model.config.delivery_candidates == "observed":
-            seen = [s.size > 0 for s in self.data.steps]
-            X = np.unique(self.data.x[np.asarray(seen, dtype=bool)], axis=0)
-            X = np.column_stack([X, np.ones(len(X))])
-            with torch.no_grad():
-                f = self._log_delivery_rows(torch.from_numpy(X)).numpy()
-            order = np.argsort(-f, kind="stable")
-            X, f = X[order], f[order]
-        else:
-            X, f = self._search(rng, fixed_t=self.model.t_hi, acqf=self._log_delivery_rows)
-        running = self.data.running.astype(bool)
-        taken: list[np.ndarray] = []
-        for row, value in zip(X, f, strict=False):
-            if t_hi <= self._observed_until(row[:dim]):
-                continue
-            # A configuration with a running trial is left to that trial's own decision point,
-            # where training it on costs less than starting again.
-            if np.any(self._same(row[:dim]) & running):
-                continue
-            if any(np.max(np.abs(row - other)) < _DISTINCT for other in taken):
-                continue
-            if len(taken) < skip:
-                taken.append(row)
-                continue
-            return row, float(value)
-        return None
-
-    def _decision(
-        self, row: np.ndarray, log_acq: float, retrain_of: int | None = None
-    ) -> Decision:
-        dim = self.model.space.dim
-        t = int(self.model.unscale_t(row[dim]))
-        mean, _ = self.predict(row[None, :dim], np.array([t]))
-        final, _ = self.predict(row[None, :dim], np.array([self.model.t_hi]))
-        return Decision(
-            x=row[:dim].copy(),
-            t=t,
-            log_acq=log_acq,
-            predicted_score=float(mean[0]),
-            predicted_final=float(final[0]),
-            hyperparameters=self.hyperparameters(),
-            retrain_of=retrain_of,
-        )
-
-    def budget_for(self, x: np.ndarray, rng: np.random.RandomState) -> Decision:
-        """Best budget ``t`` for a given configuration ``x`` (for runs of other samplers)."""
-        X, f = self._search(rng, fixed_x=x)
-        return self._decision(X[0], float(f[0]))
-
-    def log_delivery(self, x: np.ndarray, step: float | None = None) -> float:
-        """Log expected improvement of *having* ``x`` trained to ``t_hi``, per unit of cost.
-
-        The incumbent is the best fully trained configuration (posterior mean at ``t_hi``), the
-        result a user of the study gets; while there is none, the worst observed configuration.
-        ``step`` is where a continued run starts (only the rest of the training costs).
-        """
-        X = torch.from_numpy(np.append(x, 1.0)[None])
-        start = None if step is None else torch.tensor(float(step), dtype=torch.float64)
-        with torch.no_grad():
-            return float(self._log_delivery_rows(X, start)[0])
-
-    def _log_delivery_rows(
-        self, X: torch.Tensor, start: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Batched, differentiable :meth:`log_delivery` at encoded rows (last column: step)."""
-        mean, var = self.gp.predict(X)
-        value = _acq.log_ei(mean, var, self.delivered) - self._cost(X, start).log()
-        return torch.where(torch.isnan(value), torch.full_like(value, -np.inf), value)
-
-    def continuation(self, index: int, step: float, rng: np.random.RandomState) -> Continuation:
-        """Whether to train trial ``index`` on from ``step``, and until which step.
-
-        Continuing costs only the remaining steps, and its value is that of *having* the
-        configuration fully trained (:meth:`log_delivery`): the expected improvement of its
-        score at ``t_hi`` over the best fully trained configuration, per unit of cost. With
-        ``continue_inform`` a run may also go on to a later step short of ``t_hi`` for what that
-        step tells (:meth:`_best_extension`). The best of these is compared with the best *new*
-        run under the same (current) posterior. Nothing else in the acquisition values having
-        the winner trained, only knowing about it; this is what makes the best configurations
-        end COMPLETE.
-        """
-        t_hi = self.model.t_hi
-        if step >= t_hi:
-            return Continuation(None, -np.inf, np.inf, "fully trained")
-        x = self.data.x[index]
-        if self._observed_until(x, exclude=index) >= t_hi:
-            return Continuation(
-                None, -np.inf, -np.inf, "another trial trains this configuration fully"
-            )
-        value, until, how = self.log_delivery(x, step), t_hi, "train to the full budget"
-        if self.model.config.continue_inform >= 1.0:
-            t_info, v_info = self._best_extension(x, step, self.model.config.continue_inform)
-            if v_info > value:
-                value, until, how = v_info, t_info, f"train on to step {t_info} to learn more"
-        new = self.suggest(rng, comparison=True).log_acq
-        if value < new:
-            return Continuation(None, value, new, "a new run is worth more")
-        return Continuation(int(until), value, new, how)
-
-    def _best_extension(self, x: np.ndarray, step: float, growth: float) -> tuple[int, float]:
-        """The reported step after ``step`` (and at least ``growth * step``, or ``t_hi``) whose
-        acquisition for a run of ``x`` continued from ``step`` (only the remaining steps cost) is
-        highest, and that log value."""
-        m = self.model
-        # Snapping rounds up, so every candidate is a reported step >= lo, and t_hi is one.
-        lo = min(max(np.floor(step) + 1.0, np.ceil(growth * step)), m.t_hi)
-        steps = np.unique(m.snap(np.arange(lo, m.t_hi + 1.0)))
-        X = torch.from_numpy(np.column_stack([np.tile(x, (steps.size, 1)), m.scale_t(steps)]))
-        with torch.no_grad():
-            values = self.log_acq(X, torch.tensor(float(step), dtype=torch.float64)).numpy()
-        k = int(np.argmax(values))
-        return int(steps[k]), float(values[k])
-
-    def recommend(self) -> tuple[int, float, float]:
-        """The observed configuration with the best lower confidence bound at ``t_hi``.
-
-        Configurations trained to ``t_hi`` are preferred: only when there is none are the others
-        considered. The predicted value is clipped to the range of values observed.
-
-        Returns:
-            ``(index into data, predicted score, its standard deviation)``, in the oriented
-            metric's units.
-        """
-        idx = np.array(sorted({i for i, _ in self.points}))
-        full = self.fully_trained()
-        if np.isin(idx, full).any():
-            idx = idx[np.isin(idx, full)]
-        mean, std = self.predict(self.data.x[idx], np.full(len(idx), self.model.t_hi))
-        # A conservative choice: the best lower confidence bound, so that a configuration seen
-        # only briefly does not win on an optimistic extrapolation.
-        k = int(np.argmax(mean - std))
-        value = float(np.clip(self.to_metric(mean[k]), self.low, self.low + self.span))
-        return int(idx[k]), value, float(std[k] * self.span)
-
-    def fully_trained(self) -> np.ndarray:
-        """Indices of the configurations whose curve reached the last reported step of a full
-        run (``t_hi``, or the last step of the report grid before it: 49 for reports every 7
-        steps up to 52)."""
-        d, m = self.data, self.model
-        last = m.t_hi - (m.t_hi - m.step_phase) % m.step_interval
-        failed = d.failed if d.failed.size == len(d) else np.zeros(len(d), dtype=bool)
-        return np.array(
-            [
-                i
-                for i in range(len(d))
-                if d.steps[i].size and d.steps[i][-1] >= last and not failed[i]
-            ],
-            dtype=np.int64,
-        )

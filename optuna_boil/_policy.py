@@ -1,0 +1,292 @@
+"""What to train next and for how long, from a fitted model's numbers (no torch here).
+
+The sampler asks :meth:`Policy.suggest` for a new trial's configuration and budget: the
+acquisition's best new run that repeats no observed run, trained to the full budget when having
+that configuration fully trained is worth more (``deliver_new``), or while nothing is fully
+trained yet (``first_full``); an observed configuration trained again from the start when its
+full training is worth most (``deliver_best``). The pruner asks :meth:`Policy.continuation` when
+a trial reaches its budget: train it on to the full budget, or stop. Configurations are compared
+by the parameters they decode to (:meth:`~optuna_boil._model.search_space.SearchSpace.same`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from optuna_boil._model.fitted import FittedModel
+
+
+# Candidates closer than this (max-norm over the unit cube and the scaled step) count as one
+# when parallel workers deciding at the same moment take the best few distinct ones.
+_DISTINCT = 0.05
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A proposed ``(x, t)`` with what the model expects of it.
+
+    Attributes:
+        x: The encoded configuration.
+        t: The step budget.
+        log_acq: Log value per unit of cost of the choice.
+        predicted_score: Predicted compressed score at ``t`` (scaled units).
+        predicted_final: Predicted compressed score at ``t_hi`` (scaled units).
+        hyperparameters: The fitted GP's hyperparameters.
+        retrain_of: The number of the longest observed run of ``x``, when the decision trains
+            a configuration seen before again from the start (and the data has trial numbers).
+    """
+
+    x: np.ndarray
+    t: int
+    log_acq: float
+    predicted_score: float
+    predicted_final: float
+    hyperparameters: dict[str, Any]
+    retrain_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """The pruner's decision for a run that reached its budget.
+
+    Attributes:
+        extend_to: The new budget, or :obj:`None` to stop the run.
+        log_value: Log value of continuing, per unit of cost.
+        log_new: Log value of the best new run, per unit of cost.
+        reason: Why, in words (stored as the trial's ``boil_stop`` when it stops).
+    """
+
+    extend_to: int | None
+    log_value: float
+    log_new: float
+    reason: str
+
+
+class Policy:
+    """Decisions on top of one :class:`~optuna_boil._model.fitted.FittedModel`.
+
+    Args:
+        fitted: The fitted model (its pending runs may grow while deciding, see
+            :meth:`~optuna_boil._model.fitted.FittedModel.add_pending`).
+    """
+
+    def __init__(self, fitted: FittedModel) -> None:
+        self.fitted = fitted
+        self.model = fitted.model
+        self.data = fitted.data
+
+    # Which runs exist --------------------------------------------------------------------------
+
+    def same(self, x: np.ndarray) -> np.ndarray:
+        """Mask of the runs whose configuration decodes to the same parameters as ``x``."""
+        return self.model.space.same(self.data.x, x)
+
+    def observed_until(self, x: np.ndarray, exclude: int | None = None) -> float:
+        """Largest step observed or budgeted for configuration ``x`` (or -inf), leaving out the
+        run at index ``exclude``; pending runs added while deciding count too."""
+        d = self.data
+        same = self.same(x)
+        if exclude is not None:
+            same[exclude] = False
+        until = -np.inf
+        for i in np.flatnonzero(same):
+            if d.steps[i].size:
+                until = max(until, float(d.steps[i][-1]))
+            if d.running[i] and np.isfinite(d.budgets[i]):
+                until = max(until, float(d.budgets[i]))
+        pending = self.fitted.extra_pending
+        if pending:
+            X = np.array([px for px, _ in pending])
+            for k in np.flatnonzero(self.model.space.same(X, x)):
+                until = max(until, pending[k][1])
+        return until
+
+    def earlier_run(self, x: np.ndarray) -> int | None:
+        """Number of the longest observed run of configuration ``x`` (:obj:`None` if there is
+        none, or the data has no trial numbers)."""
+        if len(self.data.numbers) != len(self.data):
+            return None
+        lengths = np.where(self.same(x), [s.size for s in self.data.steps], -1)
+        i = int(np.argmax(lengths))
+        return int(self.data.numbers[i]) if lengths[i] > 0 else None
+
+    def needs_full_run(self) -> bool:
+        """Whether the next new run must be a full one (``first_full``): no configuration is
+        fully trained, and no running or pending run has ``t_hi`` as its budget."""
+        if not self.model.config.first_full or self.fitted.fully_trained().size:
+            return False
+        d, t_hi = self.data, float(self.model.t_hi)
+        if np.any(d.running.astype(bool) & (np.nan_to_num(d.budgets) >= t_hi)):
+            return False
+        return not any(budget >= t_hi for _, budget in self.fitted.extra_pending)
+
+    def _row(self, x: np.ndarray, t: float) -> np.ndarray:
+        return np.append(x, self.model.scale_t(t))
+
+    # New runs ----------------------------------------------------------------------------------
+
+    def suggest(
+        self,
+        rng: np.random.RandomState,
+        fixed_t: int | None = None,
+        skip: int = 0,
+        comparison: bool = False,
+    ) -> Decision:
+        """The next ``(x, t)``: the acquisition's best run that repeats no observed run.
+
+        With ``deliver_new`` the chosen ``x`` is trained to ``t_hi`` from the start when having
+        it fully trained is worth more per unit of cost than the budget the acquisition chose
+        for it (and, with ``first_full``, while nothing is fully trained); with
+        ``deliver_best`` the observed configuration whose full training is worth most replaces
+        it when that is worth more still.
+
+        Args:
+            rng: Random state of the search.
+            fixed_t: Choose only ``x``, at this step budget.
+            skip: Leave out the ``skip`` best mutually distinct candidates (those are taken by
+                workers that are deciding at the same moment and cannot be seen yet).
+            comparison: The best new run is only compared with continuing a run (a decision
+                point): ``first_full`` does not apply.
+        """
+        X, T, F = self.fitted.search(rng, fixed_t=fixed_t)
+        chosen = self._first_new(X, T, F, skip)
+        if chosen is None:
+            chosen = self._fallback(rng, fixed_t)
+        x, t, value = chosen
+        cfg, t_hi = self.model.config, self.model.t_hi
+        if cfg.deliver_new and fixed_t is None:
+            delivery = float(self.fitted.delivery(x)[0])
+            if delivery > value or (not comparison and self.needs_full_run()):
+                t, value = t_hi, delivery
+            best = self._best_delivery(skip) if cfg.deliver_best else None
+            if best is not None and best[1] > value:
+                x, t, value = best[0], t_hi, best[1]
+        return self.decision(x, t, value, self.earlier_run(x))
+
+    def _first_new(
+        self, X: np.ndarray, T: np.ndarray, F: np.ndarray, skip: int
+    ) -> tuple[np.ndarray, int, float] | None:
+        """The first candidate that trains its configuration further than any run did, after
+        the ``skip`` best mutually distinct ones."""
+        taken: list[np.ndarray] = []
+        for x, t, value in zip(X, T, F, strict=True):
+            if t <= self.observed_until(x):
+                continue
+            row = self._row(x, t)
+            if any(np.max(np.abs(row - other)) < _DISTINCT for other in taken):
+                continue
+            if len(taken) < skip:
+                taken.append(row)
+                continue
+            return x, int(t), float(value)
+        return None
+
+    def _fallback(
+        self, rng: np.random.RandomState, fixed_t: int | None
+    ) -> tuple[np.ndarray, int, float]:
+        """Every candidate of the search was observed: a random configuration that was not, or
+        (a small space, every configuration trained that far) the recommended one again."""
+        space = self.model.space
+        t = self.model.t_hi if fixed_t is None else fixed_t
+        draws = space.round(space.sample(64, rng))
+        fresh = [x for x in draws if t > self.observed_until(x)]
+        x = fresh[0] if fresh else self.data.x[self.recommend()[0]]
+        return x, int(t), self.fitted.acquisition(x, t)
+
+    def _best_delivery(self, skip: int = 0) -> tuple[np.ndarray, float] | None:
+        """The observed configuration whose full training is worth most per unit of cost, not
+        trained fully yet nor running, after the ``skip`` best mutually distinct ones (taken by
+        workers deciding at the same moment); :obj:`None` if there is none."""
+        seen = np.array([s.size > 0 for s in self.data.steps], dtype=bool)
+        X = np.unique(self.data.x[seen], axis=0)
+        if not len(X):
+            return None
+        f = self.fitted.delivery(X)
+        order = np.argsort(-f, kind="stable")
+        running = self.data.running.astype(bool)
+        t_hi = float(self.model.t_hi)
+        taken: list[np.ndarray] = []
+        for x, value in zip(X[order], f[order], strict=True):
+            # A configuration with a running trial is left to that trial's own decision point,
+            # where training it on costs less than starting again.
+            if t_hi <= self.observed_until(x) or np.any(self.same(x) & running):
+                continue
+            if any(np.max(np.abs(x - other)) < _DISTINCT for other in taken):
+                continue
+            if len(taken) < skip:
+                taken.append(x)
+                continue
+            return x, float(value)
+        return None
+
+    def decision(
+        self, x: np.ndarray, t: float, log_acq: float, retrain_of: int | None = None
+    ) -> Decision:
+        """A :class:`Decision` for ``(x, t)`` with the model's predictions."""
+        t_hi = self.model.t_hi
+        mean, _ = self.fitted.predict(np.array([x, x]), np.array([t, t_hi], dtype=np.float64))
+        return Decision(
+            x=np.array(x, dtype=np.float64),
+            t=int(t),
+            log_acq=float(log_acq),
+            predicted_score=float(mean[0]),
+            predicted_final=float(mean[1]),
+            hyperparameters=self.fitted.hyperparameters(),
+            retrain_of=retrain_of,
+        )
+
+    def budget_for(self, x: np.ndarray, rng: np.random.RandomState) -> Decision:
+        """Best budget for a given configuration ``x`` (for runs of other samplers)."""
+        _, T, F = self.fitted.search(rng, fixed_x=x)
+        return self.decision(x, int(T[0]), float(F[0]))
+
+    # Runs that reached their budget ------------------------------------------------------------
+
+    def continuation(self, index: int, step: float, rng: np.random.RandomState) -> Continuation:
+        """Whether to train run ``index`` on from ``step`` to the full budget.
+
+        Continuing costs only the remaining steps, and its value is that of *having* the
+        configuration fully trained (:meth:`~optuna_boil._model.fitted.FittedModel.delivery`),
+        compared with the best *new* run under the same posterior. This is what makes the best
+        configurations end COMPLETE.
+        """
+        t_hi = self.model.t_hi
+        if step >= t_hi:
+            return Continuation(None, -np.inf, np.inf, "fully trained")
+        x = self.data.x[index]
+        if self.observed_until(x, exclude=index) >= t_hi:
+            return Continuation(
+                None, -np.inf, -np.inf, "another trial trains this configuration fully"
+            )
+        value = float(self.fitted.delivery(x, start=step)[0])
+        new = self.suggest(rng, comparison=True).log_acq
+        if value < new:
+            return Continuation(None, value, new, "a new run is worth more")
+        return Continuation(int(t_hi), value, new, "train to the full budget")
+
+    # What the user gets ------------------------------------------------------------------------
+
+    def recommend(self) -> tuple[int, float, float]:
+        """The configuration in the GP with the best lower confidence bound at ``t_hi``.
+
+        Configurations trained to ``t_hi`` are preferred: only when there is none are the others
+        considered. The predicted value is clipped to the range of values observed.
+
+        Returns:
+            ``(index into data, predicted score, its standard deviation)``, in the oriented
+            metric's units.
+        """
+        f = self.fitted
+        idx = np.array(sorted({i for i, _ in f.points}))
+        full = f.fully_trained()
+        if np.isin(idx, full).any():
+            idx = idx[np.isin(idx, full)]
+        mean, std = f.predict(self.data.x[idx], np.full(len(idx), self.model.t_hi))
+        # A conservative choice: the best lower confidence bound, so that a configuration seen
+        # only briefly does not win on an optimistic extrapolation.
+        k = int(np.argmax(mean - std))
+        value = float(np.clip(f.to_metric(mean[k]), f.low, f.low + f.span))
+        return int(idx[k]), value, float(std[k] * f.span)
