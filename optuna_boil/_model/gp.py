@@ -43,6 +43,8 @@ MIN_NOISE = 1e-6
 
 class FitError(RuntimeError):
     """The GP could not be fitted: every start of the optimiser failed numerically."""
+
+
 LENGTHSCALE_PRIORS = ("gamma", "dim_lognormal")
 _SQRT5 = 5.0**0.5
 _LOG_2PI = float(np.log(2 * np.pi))
