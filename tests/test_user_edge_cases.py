@@ -329,10 +329,11 @@ def test_the_pruner_uses_the_study_full_step_not_the_trial_own() -> None:
     for step in range(1, 10):
         b.report(1.0 / (step + 1), step)
     frozen_b = study._storage.get_trial(b._trial_id)
+    # B is at the study's full step: never pruned there (its own steps would say 10).
+    assert frozen_b.last_step == 9 and not pruner.prune(study, frozen_b)
     sampler_full = _context.budget_range(study, study.trials).t_full
     assert sampler_full == 9
     assert BOILPruner(min_resource=1, max_resource=10)._full_step(study) == sampler_full
-    assert frozen_b.last_step == 9 and not pruner.prune(study, frozen_b)
 
 
 # 11. A best value of 0.0 ----------------------------------------------------------------------
