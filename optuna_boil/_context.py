@@ -4,8 +4,10 @@ The sampler (a new trial's ``(x, t)``) and the pruner (a trial that reached its 
 continue until which step) both decide through a :class:`Context`. A context reads the study's
 trials once, resolves the budget range from the study (stored once in its system attributes, so
 every process, :func:`~optuna_boil.recommend` and the dashboard agree), and fits the model at most
-once. Neither the sampler nor the pruner imports the other: they meet here, through two small
-mixins (:class:`SettingsHolder` for the sampler's settings, :class:`ResourceHolder` for the
+once. A decision uses one context, except the pruner's on a trial from another sampler that
+reaches its budget at the report that assigns it: two contexts, so two fits (its budget, then its
+continuation). Neither the sampler nor the pruner imports the other: they meet here, through two
+small mixins (:class:`SettingsHolder` for the sampler's settings, :class:`ResourceHolder` for the
 pruner's budget range).
 """
 
@@ -15,12 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 import hashlib
+import math
 import threading
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
@@ -32,6 +37,7 @@ from optuna_boil import _storage
 from optuna_boil._logging import get_logger
 from optuna_boil._logging import warn_once
 from optuna_boil._model.fitted import FittedModel
+from optuna_boil._model.gp import FitError
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import ModelConfig
 from optuna_boil._model.search_space import SearchSpace
@@ -41,6 +47,12 @@ from optuna_boil._model.search_space import SearchSpace
 FIT_LOCK = threading.Lock()
 COST_MODES = ("steps", "wallclock")
 _TRIALS_WITH_SPACE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# The failures a model fit is expected to have; a decision then falls back to random sampling.
+_NUMERICAL_FAILURES: tuple[type[Exception], ...] = (
+    FitError,
+    getattr(torch.linalg, "LinAlgError"),  # noqa: B009 - not in torch's stubs
+    np.linalg.LinAlgError,
+)
 
 
 def derive_seed(*parts: object) -> int:
@@ -55,18 +67,27 @@ def random_seed() -> int:
 
 
 class limit_threads:
-    """Run torch, OpenMP and BLAS with one thread while deciding.
+    """Run torch, OpenMP and BLAS with one thread, on the CPU in float64, while deciding.
 
     Small GPs and SciPy's L-BFGS-B get slower, not faster, with several threads (thread
-    start-up and oversubscription dominate); the same limit as Optuna's GPSampler.
+    start-up and oversubscription dominate); the same limit as Optuna's GPSampler. The user's
+    script may change torch's default device (``torch.set_default_device("cuda")``) or dtype:
+    inside, the default device is the CPU and the default dtype float64; both are restored
+    after.
     """
 
     def __enter__(self) -> None:
         self._n = torch.get_num_threads()
         torch.set_num_threads(1)
         self._blas = threadpoolctl.threadpool_limits(limits=1)
+        self._dtype = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        self._device = torch.device("cpu")
+        self._device.__enter__()
 
     def __exit__(self, *args: object) -> None:
+        self._device.__exit__(None, None, None)
+        torch.set_default_dtype(self._dtype)
         self._blas.restore_original_limits()
         torch.set_num_threads(self._n)
 
@@ -116,7 +137,9 @@ class BudgetRange:
     """The resolved budget range of a study.
 
     Attributes:
-        t_lo: ``min_resource``.
+        t_lo: The smallest budget: ``min_resource``, raised to the smallest first step the
+            study's trials report (a budget before any report means nothing) and lowered to
+            ``t_full``.
         t_full: The step at which a run is fully trained (``max_resource``, or
             ``max_resource - 1`` for a loop that reports steps ``0 .. max_resource - 1``), or
             :obj:`None` while ``"auto"`` is unresolved.
@@ -131,6 +154,12 @@ class BudgetRange:
 def zero_based(trials: Sequence[FrozenTrial]) -> bool:
     """Whether the study's reports start at step 0 (Optuna's pruning callbacks do)."""
     return any(t.intermediate_values and min(t.intermediate_values) == 0 for t in trials)
+
+
+def first_step(trials: Sequence[FrozenTrial]) -> int | None:
+    """The smallest step any trial reported, or :obj:`None` without reports."""
+    firsts = [min(t.intermediate_values) for t in trials if t.intermediate_values]
+    return int(min(firsts)) if firsts else None
 
 
 def full_step(max_resource: int, from_zero: bool, reported_max: int | None = None) -> int:
@@ -152,6 +181,25 @@ def resolve_auto(trials: Sequence[FrozenTrial]) -> int | None:
     return max(t.last_step for t in trials if t.last_step is not None)
 
 
+def _effective(lo: int, t_full: int | None, first: int | None, enforced: bool) -> BudgetRange:
+    if first is not None:
+        lo = max(lo, first)
+    if t_full is not None:
+        lo = min(lo, t_full)
+    return BudgetRange(lo, t_full, enforced)
+
+
+def _explicit_full_step(
+    study: Study, lo: int, hi: int, trials: Sequence[FrozenTrial], reported: int | None
+) -> int:
+    """The full step of an explicit ``max_resource``, stored when the study has reports (so the
+    pruner, between decision points, reads the study's value rather than a trial's own)."""
+    t_full = full_step(hi, zero_based(trials), reported)
+    if reported is not None and _storage.get_full_step(study, lo, hi) != t_full:
+        _storage.set_full_step(study, lo, hi, t_full)
+    return t_full
+
+
 def budget_range(study: Study, trials: Sequence[FrozenTrial]) -> BudgetRange:
     """Resolve the study's budget range once, and store it in the study's system attributes.
 
@@ -162,18 +210,18 @@ def budget_range(study: Study, trials: Sequence[FrozenTrial]) -> BudgetRange:
     """
     stored = _storage.get_resources(study)
     pruner = study.pruner
-    from_zero = zero_based(trials)
     reported = max((t.last_step for t in trials if t.last_step is not None), default=None)
+    first = first_step(trials)
     if isinstance(pruner, ResourceHolder):
         lo, hi = pruner.boil_resources()
         if hi == "auto":
             if stored is not None and stored[0] == lo and stored[2]:
-                return BudgetRange(lo, stored[1], True)
+                return _effective(lo, stored[1], first, True)
             resolved = resolve_auto(trials)
             if resolved is None:
-                return BudgetRange(lo, None, True)
+                return _effective(lo, None, first, True)
             _storage.set_resources(study, lo, resolved, auto=True)
-            return BudgetRange(lo, resolved, True)
+            return _effective(lo, resolved, first, True)
         assert isinstance(hi, int)
         if stored is None or stored[:2] != (lo, hi) or stored[2]:
             if stored is not None:
@@ -184,19 +232,45 @@ def budget_range(study: Study, trials: Sequence[FrozenTrial]) -> BudgetRange:
                     "pruner's.",
                 )
             _storage.set_resources(study, lo, hi, auto=False)
-        return BudgetRange(lo, full_step(hi, from_zero, reported), True)
+        return _effective(lo, _explicit_full_step(study, lo, hi, trials, reported), first, True)
     if stored is not None:
         lo, hi, auto = stored
-        return BudgetRange(lo, hi if auto else full_step(hi, from_zero, reported), False)
-    if reported is None:  # No reports at all: plain GP-based optimisation at one fidelity.
+        t_full = hi if auto else _explicit_full_step(study, lo, hi, trials, reported)
+        return _effective(lo, t_full, first, False)
+    if reported is None or first is None:  # No reports: plain GP-based optimisation.
         return BudgetRange(0, 0, False)
-    first = min(min(t.intermediate_values) for t in trials if t.intermediate_values)
-    return BudgetRange(int(first), int(reported), False)
+    return BudgetRange(first, int(reported), False)
+
+
+def _union(a: BaseDistribution, b: BaseDistribution) -> BaseDistribution | None:
+    """The smallest distribution holding both, when they differ only in their range (numeric, of
+    one kind, same ``log`` and ``step``, on one step grid); :obj:`None` otherwise."""
+    if a == b:
+        return a
+    if type(a) is not type(b) or not isinstance(a, (FloatDistribution, IntDistribution)):
+        return None
+    assert isinstance(b, (FloatDistribution, IntDistribution))
+    if a.log != b.log or a.step != b.step:
+        return None
+    low, high = min(a.low, b.low), max(a.high, b.high)
+    if a.step is not None:
+        offset = (a.low - b.low) / a.step
+        if abs(offset - round(offset)) > 1e-8:
+            return None
+        # The grid of the lower start, up to the last grid point within both highs.
+        high = low + math.floor((high - low) / a.step + 1e-8) * a.step
+    if isinstance(a, IntDistribution):
+        return IntDistribution(int(low), int(high), log=a.log, step=int(a.step))
+    return FloatDistribution(float(low), float(high), log=a.log, step=a.step)
 
 
 def search_space(trials: Sequence[FrozenTrial]) -> dict[str, BaseDistribution]:
     """The intersection search space of the trials with data (COMPLETE, PRUNED, and FAIL trials
-    that reported), without single-value distributions, sorted by name as in Optuna."""
+    that reported), without single-value distributions, sorted by name as in Optuna.
+
+    A numeric parameter whose range changed between trials (a widened range, or one that depends
+    on the trial) is kept with the union of its ranges, which holds every value tried.
+    """
     space: dict[str, BaseDistribution] | None = None
     for t in trials:
         if t.state not in _TRIALS_WITH_SPACE:
@@ -205,8 +279,14 @@ def search_space(trials: Sequence[FrozenTrial]) -> dict[str, BaseDistribution]:
             continue
         if space is None:
             space = dict(t.distributions)
-        else:
-            space = {k: d for k, d in space.items() if t.distributions.get(k) == d}
+            continue
+        merged: dict[str, BaseDistribution] = {}
+        for k, d in space.items():
+            other = t.distributions.get(k)
+            union = _union(d, other) if other is not None else None
+            if union is not None:
+                merged[k] = union
+        space = merged
     return {k: d for k, d in sorted((space or {}).items()) if not d.single()}
 
 
@@ -262,7 +342,9 @@ class Context:
         """Fit the model once. Returns the fit, or :obj:`None` and the reason it failed.
 
         The newest stored fit warm-starts the GP; if fitting from it fails, the fit is retried
-        from the defaults, with a warning, as Optuna's GPSampler does.
+        from the defaults, with a warning, as Optuna's GPSampler does. Only numerical failures
+        (:class:`~optuna_boil._model.gp.FitError`, torch's and NumPy's ``LinAlgError``) are
+        caught; any other exception is a bug and propagates.
         """
         t_lo, t_full = self.range.t_lo, self.range.t_full
         if t_full is None:
@@ -298,7 +380,7 @@ class Context:
             try:
                 with FIT_LOCK, limit_threads():
                     return model.fit(data, rng, warm_start=start), ""
-            except Exception as e:  # noqa: BLE001 - a decision must survive any numerical failure
+            except _NUMERICAL_FAILURES as e:  # anything else is a bug, and raises
                 reason = f"{type(e).__name__}: {e}"
                 what = "the stored warm start" if start is not None else "the defaults"
                 get_logger().warning(f"The BOIL model could not be fitted from {what} ({reason}).")

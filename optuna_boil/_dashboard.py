@@ -16,6 +16,7 @@ from optuna_boil._policy import Policy
 
 
 GRAPH_ID = "boil-model"
+_N_STEPS = 200  # steps at which the figure shows the prediction
 
 
 def dashboard_available() -> bool:
@@ -47,13 +48,24 @@ def publish_to_dashboard(study: Study) -> bool:
         return _save(study, fitted)
 
 
+def plot_steps(t_lo: int, t_hi: int, n: int = _N_STEPS) -> np.ndarray:
+    """At most about ``n`` integer steps from ``t_lo`` to ``t_hi`` (both included): half evenly
+    spaced, half geometrically (dense early, where curves change fastest)."""
+    if t_hi - t_lo + 1 <= n:
+        return np.arange(t_lo, t_hi + 1, dtype=np.float64)
+    linear = np.linspace(t_lo, t_hi, n // 2)
+    geometric = t_lo - 1 + np.geomspace(1, t_hi - t_lo + 1, n - n // 2)
+    steps = np.unique(np.round(np.concatenate([linear, geometric])))
+    return np.clip(steps, t_lo, t_hi)
+
+
 def _save(study: Study, fitted: FittedModel) -> bool:
     import optuna_dashboard
     from plotly.subplots import make_subplots
 
     model = fitted.model
     hp = fitted.hyperparameters()
-    steps = np.arange(model.t_lo, model.t_hi + 1)
+    steps = plot_steps(model.t_lo, model.t_hi)
     z = _curve.step_to_grid(steps, model.t_lo, model.t_hi)
     index, _, _ = Policy(fitted).recommend()
     x = fitted.data.x[index]

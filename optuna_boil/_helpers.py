@@ -91,11 +91,13 @@ class Recommendation(NamedTuple):
 def recommend(study: Study) -> Recommendation:
     """The configuration the model expects to be best at the full budget.
 
-    Every trial with a curve is ranked by a lower confidence bound (mean minus one standard
-    deviation) of the model's prediction of its compressed score at ``max_resource``, so a
-    configuration seen only briefly does not win on an optimistic extrapolation. Trials trained
-    to ``max_resource`` are preferred: the others are considered only when there is none (for a
-    study that ended early). Without data it falls back to ``study.best_trial``.
+    The trials the model's GP holds (every trial with a curve, or a subsample of at most the
+    model's ``max_gp_points`` of them in a larger study) are ranked by a lower confidence bound
+    (mean minus one standard deviation) of the model's prediction of their compressed score at
+    ``max_resource``, so a configuration seen only briefly does not win on an optimistic
+    extrapolation. Trials trained to ``max_resource`` (and not FAILed) are preferred: the others
+    are considered only when there is none (for a study that ended early). Without data it falls
+    back to ``study.best_trial``.
 
     Returns:
         A :class:`Recommendation` ``(trial, value, std, fully_trained)``.
@@ -103,7 +105,8 @@ def recommend(study: Study) -> Recommendation:
     fitted = fit_study(study)
     if fitted is None:
         best = study.best_trial
-        return Recommendation(best, float(best.value or math.nan), math.nan, True)
+        value = float(best.value) if best.value is not None else math.nan
+        return Recommendation(best, value, math.nan, True)
     with _context.FIT_LOCK, _context.limit_threads():
         index, value, std = Policy(fitted).recommend()
     number = int(fitted.data.numbers[index])

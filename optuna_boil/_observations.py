@@ -4,6 +4,7 @@ Which trials contribute what:
 
 * COMPLETE, PRUNED and FAIL trials contribute their learning curve (intermediate values sorted by
   step). A COMPLETE trial that reported nothing contributes its final value at the full budget.
+  FAIL trials are marked (``CurveData.failed``): a failed run is never fully trained.
 * RUNNING trials contribute their partial curve and are *pending*: the model conditions on their
   current budget so that parallel workers do not choose the same ``(x, t)``.
 * A FAIL trial that was retried (Optuna's ``failed_trial`` system attribute on the retry) is left
@@ -116,6 +117,7 @@ def build(
     skip = _superseded_failures(trials)
     sign = -1.0 if direction == optuna.study.StudyDirection.MINIMIZE else 1.0
     xs, steps, values, costs, running, budgets, numbers = [], [], [], [], [], [], []
+    failed: list[bool] = []
     now = datetime.datetime.now(datetime.timezone.utc)
     user_costs = _storage.uses_reported_costs(trials)
     for t in trials:
@@ -141,6 +143,7 @@ def build(
         budget = _storage.get_budget(t)
         budgets.append(float(budget) if budget is not None else np.nan)
         numbers.append(t.number)
+        failed.append(t.state == TrialState.FAIL)
         if user_costs:
             reported = _storage.get_cost(t)
             costs.append(reported[1] if reported is not None else np.nan)
@@ -160,4 +163,5 @@ def build(
         running=np.array(running, dtype=bool),
         budgets=np.array(budgets, dtype=np.float64),
         numbers=np.array(numbers, dtype=np.int64),
+        failed=np.array(failed, dtype=bool),
     )

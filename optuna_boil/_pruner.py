@@ -6,6 +6,7 @@ import numpy as np
 from optuna.pruners import BasePruner
 from optuna.study import Study
 from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 from optuna_boil import _context
 from optuna_boil import _storage
@@ -74,9 +75,9 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
             )
         self._min_resource = min_resource
         self._max_resource = max_resource
-        # Caches that change no decision: a resolved "auto" never changes once stored, and the
-        # liveness mark is only throttled.
-        self._auto: dict[int, int] = {}
+        # Caches: the study's full step (stored in the study, refreshed at decision points), and
+        # the liveness mark's throttle.
+        self._full: dict[int, int] = {}
         self._alive_written: dict[int, float] = {}
 
     def boil_resources(self) -> tuple[int, int | str]:
@@ -87,7 +88,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
         step = trial.last_step
         if step is None:
             return False
-        t_full = self._full_step(study, trial)
+        t_full = self._full_step(study)
         if t_full is None:  # "auto" before any trial finished: train fully.
             return False
         if step >= t_full:
@@ -104,21 +105,31 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
 
     # Between decision points: the trial itself only --------------------------------------------
 
-    def _full_step(self, study: Study, trial: FrozenTrial) -> int | None:
-        if isinstance(self._max_resource, int):
-            iv = trial.intermediate_values
-            return _context.full_step(self._max_resource, min(iv) == 0, max(iv))
+    def _full_step(self, study: Study) -> int | None:
+        """The study's full step (as :func:`~optuna_boil._context.budget_range` resolves it for
+        the sampler), cached per study and refreshed at each decision point; :obj:`None` while
+        ``"auto"`` is unresolved."""
         sid = study._study_id
-        if sid not in self._auto:
-            stored = _storage.get_resources(study)
-            if stored is not None and stored[2] and stored[0] == self._min_resource:
-                self._auto[sid] = stored[1]
-            else:  # Not resolved yet (until a trial has finished): resolve from the trials.
-                resolved = _context.budget_range(study, _context.read_trials(study)).t_full
-                if resolved is None:
+        if sid not in self._full:
+            lo, hi = self._min_resource, self._max_resource
+            stored: int | None = None
+            if isinstance(hi, int):
+                stored = _storage.get_full_step(study, lo, hi)
+            else:
+                resources = _storage.get_resources(study)
+                if resources is not None and resources[2] and resources[0] == lo:
+                    stored = resources[1]
+            if stored is None:  # Not stored yet: resolve (and store) from the trials.
+                stored = _context.budget_range(study, _context.read_trials(study)).t_full
+                if stored is None:
                     return None
-                self._auto[sid] = resolved
-        return self._auto[sid]
+            self._full[sid] = stored
+        return self._full[sid]
+
+    def _remember(self, study: Study, ctx: Context) -> None:
+        """Refresh the cached full step from a decision's context."""
+        if ctx.range.t_full is not None:
+            self._full[study._study_id] = ctx.range.t_full
 
     def _check_past_max(self, study: Study, trial: FrozenTrial, step: int) -> None:
         if isinstance(self._max_resource, int) and step > self._max_resource:
@@ -142,6 +153,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
     def _decide(self, study: Study, trial: FrozenTrial, step: int, budget: int) -> bool:
         """The trial reached its budget: stop it, or extend its budget."""
         ctx = Context.read(study)
+        self._remember(study, ctx)
         stop = self._continuation(ctx, trial, step)
         if isinstance(stop, str):
             _storage.set_user(study, trial._trial_id, _storage.USER_STOP, stop)
@@ -161,13 +173,14 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
             return reached
         space = ctx.space()
         if space is None:
-            return reached
+            return self._without_model(ctx, trial, f"{reached}; no search space")
         fitted, reason = ctx.fit(space, exclude=None)
         if fitted is None:
-            return f"{reached}; {reason}"
+            _storage.set_user(ctx.study, trial._trial_id, _storage.USER_FALLBACK, reason)
+            return self._without_model(ctx, trial, f"{reached}; {reason}")
         numbers = list(fitted.data.numbers)
         if trial.number not in numbers:
-            return reached
+            return self._without_model(ctx, trial, f"{reached}; not in the search space")
         seed = _context.derive_seed(ctx.settings.seed, "continue", trial.number, step)
         with _context.FIT_LOCK, _context.limit_threads():
             decision = Policy(fitted).continuation(
@@ -177,10 +190,30 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
             return f"{reached}; {decision.reason}"
         return int(decision.extend_to)
 
+    @staticmethod
+    def _without_model(ctx: Context, trial: FrozenTrial, stop: str) -> int | str:
+        """Without a model, the trial stops (``stop``), unless the study has no fully trained
+        trial (COMPLETE at the full step) and no other running trial has the full budget: then it
+        trains to the full step, so the study always ends with a fully trained trial."""
+        t_full = ctx.range.t_full
+        assert t_full is not None
+        for t in ctx.trials:
+            if t.number == trial.number:
+                continue
+            budget = _storage.get_budget(t)
+            if t.state == TrialState.COMPLETE and (
+                t.last_step is None or t.last_step >= t_full or (budget or 0) >= t_full
+            ):
+                return stop
+            if t.state == TrialState.RUNNING and budget is not None and budget >= t_full:
+                return stop
+        return t_full
+
     def _assign_budget(self, study: Study, trial: FrozenTrial) -> int:
         """Budget of a trial whose parameters did not come from BOILSampler (another sampler,
         ``enqueue_trial``): the model's best budget for them, or the start-up budget."""
         ctx = Context.read(study)
+        self._remember(study, ctx)
         budget = ctx.startup_budget() or ctx.range.t_full or self._min_resource
         space = ctx.space()
         if space is not None and not ctx.in_startup(trial.number):

@@ -25,7 +25,6 @@ from optuna_boil._policy import Decision
 from optuna_boil._policy import Policy
 
 
-_SAME_X = 1e-3  # Configurations this close (max-norm, unit cube) are the same.
 _MAX_RECHECKS = 8
 
 
@@ -199,8 +198,14 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         param_distribution: BaseDistribution,
     ) -> Any:
         self._raise_error_if_multi_objective(study)
-        if self._warn_independent_sampling and not self._context(study, trial).in_startup(
-            trial.number
+        ctx = self._context(study, trial)
+        # A parameter of the relative search space is sampled here only when the model could
+        # not decide (a fallback, recorded as ``boil_fallback``), or when the value the model
+        # chose lies outside this trial's range: it is not conditional.
+        if (
+            self._warn_independent_sampling
+            and not ctx.in_startup(trial.number)
+            and param_name not in _context.search_space(ctx.trials)
         ):
             warn_once(
                 (study.study_name, "independent", param_name),
@@ -273,14 +278,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         with _context.FIT_LOCK, _context.limit_threads():
             decision = Policy(fitted).suggest(rng, fixed_t=fixed_t, skip=in_flight)
         self._publish(study, trial, space, fitted, decision, enforced)
-        known = {
-            t.number: (
-                repr(sorted(_storage.get_published_params(t).items())),
-                t.user_attrs.get(_storage.USER_INITIAL_BUDGET, _storage.get_budget(t)),
-            )
-            for t in ctx.trials
-            if _storage.get_published_params(t)
-        }
+        known = {t.number: _choice(t) for t in ctx.trials if _storage.get_published_params(t)}
         decision = self._settle(study, trial, space, fitted, decision, rng, enforced, known)
         if decision.retrain_of is not None:  # written once settled: a moved trial never has it
             _storage.set_user(
@@ -309,21 +307,26 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         enforced: bool,
         known: dict[int, tuple[str, object]],
     ) -> Decision:
-        """Make sure no other trial took the same configuration and budget meanwhile.
+        """Make sure no other running trial trains the same configuration meanwhile.
 
         After publishing, the study is read again; every published choice this decision did not
         know (``known``: the choices published when the context was read; a trial may move to
-        another choice after that) is added as a pending run at its budget, and if any trial
-        holds the same ``(x, initial budget)``, this trial moves to its next-best candidate,
-        publishes, and checks again.
-        Of two trials that chose the same point, the one that published later sees the other
-        in its check (running or already finished), so a duplicate cannot survive both checks
-        whatever the timing; a trial that moves never returns to a point it has seen taken.
+        another choice after that) is added as a pending run at its budget, and if another
+        RUNNING trial holds the same configuration (the same decoded parameters, whatever its
+        budget), this trial moves to its next-best candidate, publishes, and checks again. A
+        labelled retrain (``boil_retrain_of``) may run beside one other run of its
+        configuration. A finished trial clashes only when this decision did not know it (it
+        chose after the data was read) and it ran the same configuration for the same budget;
+        the finished runs in ``known`` are data the model already has.
+        Of two trials that chose the same configuration, the one that published later sees the
+        other in its check, so a duplicate cannot survive both checks whatever the timing; a
+        trial that moves never returns to a point it has seen taken.
         """
         full = float(fitted.model.t_hi)
         seen = dict(known)
         for _ in range(_MAX_RECHECKS):
             clash = False
+            params = space.decode(decision.x)
             for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
                 chosen = _storage.get_published_params(t)
                 if t.number == trial.number or not chosen:  # random choices, or undecided
@@ -333,16 +336,21 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
                 except (KeyError, ValueError, TypeError, OverflowError):
                     continue
                 budget = _storage.get_budget(t)
-                initial = t.user_attrs.get(_storage.USER_INITIAL_BUDGET, budget)
-                same_x = bool(np.max(np.abs(x - decision.x)) <= _SAME_X)
-                # Without BOILPruner every run is a full run: the same x is the same run.
-                same_budget = initial == decision.t if enforced else True
-                clash = clash or (same_x and same_budget)
+                key = _choice(t)
+                same = all(chosen.get(k) == v for k, v in params.items())
+                if t.state == TrialState.RUNNING:
+                    one_retrain = (decision.retrain_of is not None) != (
+                        _storage.USER_RETRAIN_OF in t.user_attrs
+                    )
+                    clash = clash or (same and not one_retrain)
+                elif known.get(t.number) != key:
+                    # Chosen (and finished) after this decision's data was read: the model did
+                    # not know that run. Without BOILPruner every run is a full run.
+                    clash = clash or (same and (key[1] == decision.t or not enforced))
                 # A trial may have moved since it was seen: condition on its new choice too.
-                key = (repr(sorted(chosen.items())), initial)
                 if seen.get(t.number) != key:
                     seen[t.number] = key
-                    with _context.FIT_LOCK:
+                    with _context.FIT_LOCK, _context.limit_threads():
                         fitted.add_pending(x, float(budget) if budget is not None else full)
             if not clash:
                 return decision
@@ -385,6 +393,14 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
             _storage.set_initial_budget(study, tid, decision.t)
         _storage.set_system(study, tid, _storage.PARAMS, space.decode(decision.x))
         _context.publish_decision(study, trial, fitted, decision, initial=True)
+
+
+def _choice(trial: FrozenTrial) -> tuple[str, object]:
+    """A trial's published choice: its parameters (as a canonical string) and first budget."""
+    return (
+        repr(sorted(_storage.get_published_params(trial).items())),
+        trial.user_attrs.get(_storage.USER_INITIAL_BUDGET, _storage.get_budget(trial)),
+    )
 
 
 def _decided(trial: FrozenTrial) -> bool:

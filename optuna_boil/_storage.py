@@ -68,6 +68,7 @@ FIT = "boil:fit"
 COST = "boil:cost"
 EXTENSIONS = "boil:extensions"
 RESOURCES = "boil:resources"
+FULL_STEP = "boil:full_step"
 ALIVE = "boil:alive"
 FAILED_TRIAL = "failed_trial"
 RETRY_HISTORY = "retry_history"
@@ -369,4 +370,23 @@ def set_resources(study: optuna.Study, lo: int, hi: int, auto: bool) -> None:
     """Store the study's budget range."""
     study._storage.set_study_system_attr(
         study._study_id, RESOURCES, {"min_resource": lo, "max_resource": hi, "auto": auto}
+    )
+
+
+def get_full_step(study: optuna.Study, lo: int, hi: int) -> int | None:
+    """The study's stored full step for the range ``(lo, hi)``, or ``None`` (unset, another
+    range, or malformed)."""
+    value = study._storage.get_study_system_attrs(study._study_id).get(FULL_STEP)
+    if not isinstance(value, dict) or value.get("range") != [lo, hi]:
+        return None
+    full = value.get("full_step")
+    if isinstance(full, int) and not isinstance(full, bool) and 0 <= full <= hi:
+        return full
+    return None
+
+
+def set_full_step(study: optuna.Study, lo: int, hi: int, full: int) -> None:
+    """Store the step at which a run of the range ``(lo, hi)`` is fully trained."""
+    study._storage.set_study_system_attr(
+        study._study_id, FULL_STEP, {"range": [lo, hi], "full_step": full}
     )

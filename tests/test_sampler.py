@@ -282,10 +282,11 @@ def test_failed_trials_with_curves_feed_the_model() -> None:
 
 
 def test_a_failing_fit_is_visible_and_the_study_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optuna_boil._model.gp import FitError
     from optuna_boil._model.model import BOILModel
 
     def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("cholesky exploded")
+        raise FitError("cholesky exploded")
 
     monkeypatch.setattr(BOILModel, "fit", broken)
     study = boil_study()
