@@ -67,27 +67,25 @@ def random_seed() -> int:
 
 
 class limit_threads:
-    """Run torch, OpenMP and BLAS with one thread, on the CPU in float64, while deciding.
+    """Run torch, OpenMP and BLAS with one thread, on the CPU, while deciding.
 
     Small GPs and SciPy's L-BFGS-B get slower, not faster, with several threads (thread
     start-up and oversubscription dominate); the same limit as Optuna's GPSampler. The user's
-    script may change torch's default device (``torch.set_default_device("cuda")``) or dtype:
-    inside, the default device is the CPU and the default dtype float64; both are restored
-    after.
+    script may change torch's default device (``torch.set_default_device("cuda")``): inside,
+    the default device of this thread is the CPU. The model's tensors are float64 by explicit
+    dtype, so torch's process-wide default dtype (which the user's training in other threads
+    sees) is left alone.
     """
 
     def __enter__(self) -> None:
         self._n = torch.get_num_threads()
         torch.set_num_threads(1)
         self._blas = threadpoolctl.threadpool_limits(limits=1)
-        self._dtype = torch.get_default_dtype()
-        torch.set_default_dtype(torch.float64)
         self._device = torch.device("cpu")
         self._device.__enter__()
 
     def __exit__(self, *args: object) -> None:
         self._device.__exit__(None, None, None)
-        torch.set_default_dtype(self._dtype)
         self._blas.restore_original_limits()
         torch.set_num_threads(self._n)
 

@@ -26,6 +26,7 @@ from optuna_boil._context import Context
 from optuna_boil._model.gp import FitError
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import FittedModel
+from optuna_boil._policy import Policy
 from optuna_boil._sampler import _choice
 
 
@@ -173,7 +174,7 @@ def _settle_at(study: optuna.Study, x: int, running: int | None, budget: int | N
     fitted, _ = ctx.fit(space, exclude=trial.number)
     assert fitted is not None
     rng = np.random.RandomState(0)
-    decision = fitted.suggest(rng)
+    decision = Policy(fitted).suggest(rng)
     decision = dataclasses.replace(
         decision, x=space.encode({"x": x}), t=budget or decision.t, retrain_of=None
     )
