@@ -42,6 +42,9 @@ class SearchSpace:
         self._high = np.ones(d)
         self._step = np.zeros(d)
         self._log = np.zeros(d, dtype=bool)
+        # Integer and stepped coordinates: whether one is a grid, and its number of grid points.
+        self._is_grid = np.zeros(d, dtype=bool)
+        self._n_grid = np.zeros(d, dtype=np.int64)
         for i, dist in enumerate(self.distributions):
             if isinstance(dist, CategoricalDistribution):
                 self.is_categorical[i] = True
@@ -57,6 +60,9 @@ class SearchSpace:
                 else:
                     low, high = low - 0.5 * step, high + 0.5 * step
                 self._low[i], self._high[i] = low, high
+                if isinstance(dist, IntDistribution) or step > 0:
+                    self._is_grid[i] = True
+                    self._n_grid[i] = int(round((float(dist.high) - float(dist.low)) / step)) + 1
             else:
                 raise ValueError(
                     f"Unsupported distribution {dist!r} for parameter {self.names[i]!r}."
@@ -94,13 +100,99 @@ class SearchSpace:
             if span <= 0:
                 out[..., i] = 0.5
                 continue
-            raw = self._low[i] + np.clip(out[..., i], 0.0, 1.0) * span
-            if self._log[i]:
-                raw = np.exp(raw)
-            raw = self._snap(i, raw)
-            v = np.log(raw) if self._log[i] else raw
-            out[..., i] = (v - self._low[i]) / span
+            out[..., i] = self._to_unit(i, self._snap(i, self._to_raw(i, out[..., i])))
         return out
+
+    def _to_raw(self, i: int, u: np.ndarray) -> np.ndarray:
+        """Unit-cube coordinate ``i`` (clipped to ``[0, 1]``) to the parameter's scale."""
+        raw = self._low[i] + np.clip(u, 0.0, 1.0) * (self._high[i] - self._low[i])
+        return np.exp(raw) if self._log[i] else raw
+
+    def _to_unit(self, i: int, raw: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`_to_raw` for a numerical coordinate with a positive span."""
+        v = np.log(raw) if self._log[i] else raw
+        return (v - self._low[i]) / (self._high[i] - self._low[i])
+
+    def _grid_index(self, i: int, u: np.ndarray) -> np.ndarray:
+        """Index of the grid point that unit-cube coordinate ``i`` decodes to (as float)."""
+        dist = self.distributions[i]
+        assert isinstance(dist, (FloatDistribution, IntDistribution))
+        step = self._step[i] if self._step[i] > 0 else 1.0
+        k = np.round((self._to_raw(i, u) - dist.low) / step)
+        return np.clip(k, 0, self._n_grid[i] - 1)
+
+    def _grid_unit(self, i: int, k: np.ndarray) -> np.ndarray:
+        """Unit-cube value that :meth:`round` gives grid point(s) ``k`` of coordinate ``i``."""
+        dist = self.distributions[i]
+        assert isinstance(dist, (FloatDistribution, IntDistribution))
+        step = self._step[i] if self._step[i] > 0 else 1.0
+        # The same operations as :meth:`_snap`, so the values are bit for bit those of round().
+        raw = np.clip(dist.low + np.asarray(k, dtype=np.float64) * step, dist.low, dist.high)
+        return self._to_unit(i, raw)
+
+    def same(self, X: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Which rows of ``X`` decode to the same parameters as ``x``.
+
+        Categorical coordinates match on their (rounded) choice index, integer and stepped ones on
+        their grid point, continuous floats within ``1e-9`` in the unit cube. Unlike a distance
+        threshold in the unit cube, neighbouring grid points never match, however wide the range.
+
+        Args:
+            X: Encoded vectors, shape ``(n, dim)`` (``n`` may be 0).
+            x: One encoded vector, shape ``(dim,)``.
+
+        Returns:
+            Boolean mask of shape ``(n,)``.
+        """
+        X = np.asarray(X, dtype=np.float64).reshape(-1, self.dim)
+        x = np.asarray(x, dtype=np.float64).reshape(self.dim)
+        mask = np.ones(len(X), dtype=bool)
+        for i in range(self.dim):
+            if self.is_categorical[i]:
+                top = self.n_choices[i] - 1
+                mask &= np.clip(np.round(X[:, i]), 0, top) == np.clip(np.round(x[i]), 0, top)
+            elif self._high[i] - self._low[i] <= 0:
+                continue  # A single value: every vector decodes to it.
+            elif self._is_grid[i]:
+                mask &= self._grid_index(i, X[:, i]) == self._grid_index(i, x[i : i + 1])
+            else:
+                mask &= np.abs(X[:, i] - x[i]) <= 1e-9
+        return mask
+
+    def neighbours(self, x: np.ndarray) -> np.ndarray:
+        """Encoded vectors that differ from ``x`` in exactly one discrete coordinate.
+
+        For every integer or stepped coordinate, the grid points one step below and one step
+        above the one ``x`` decodes to (those inside the range); for every categorical one, each
+        other choice. Continuous floats contribute none. The changed coordinate holds exactly the
+        value :meth:`round` gives that grid point or choice; the others are copied from ``x``.
+
+        Args:
+            x: One encoded vector, shape ``(dim,)``.
+
+        Returns:
+            Array of shape ``(k, dim)``; ``(0, dim)`` when there are no discrete coordinates.
+        """
+        x = np.asarray(x, dtype=np.float64).reshape(self.dim)
+        rows: list[np.ndarray] = []
+        for i in range(self.dim):
+            if self.is_categorical[i]:
+                current = np.clip(np.round(x[i]), 0, self.n_choices[i] - 1)
+                values = np.arange(self.n_choices[i], dtype=np.float64)
+                values = values[values != current]
+            elif self._is_grid[i]:
+                k = float(self._grid_index(i, x[i : i + 1])[0])
+                ks = np.array([k - 1.0, k + 1.0])
+                ks = ks[(ks >= 0) & (ks <= self._n_grid[i] - 1)]
+                values = self._grid_unit(i, ks)
+            else:
+                continue
+            block = np.tile(x, (len(values), 1))
+            block[:, i] = values
+            rows.append(block)
+        if not rows:
+            return np.empty((0, self.dim))
+        return np.vstack(rows)
 
     def _snap(self, i: int, raw: np.ndarray) -> np.ndarray:
         dist = self.distributions[i]
