@@ -225,9 +225,3 @@ class SearchSpace:
         for i in np.flatnonzero(self.is_categorical):
             x[:, i] = rng.randint(self.n_choices[i], size=n)
         return x
-
-    def same(self, X: np.ndarray, x: np.ndarray) -> np.ndarray:  # TEMPORARY
-        return np.max(np.abs(np.asarray(X).reshape(-1, self.dim) - x), axis=1) <= 1e-9
-
-    def neighbours(self, x: np.ndarray) -> np.ndarray:  # TEMPORARY
-        return np.zeros((0, self.dim))
