@@ -30,10 +30,10 @@ import torch
 
 from optuna_boil._context import limit_threads
 from optuna_boil._model.model import BOILModel
-from optuna_boil._policy import Policy
 from optuna_boil._model.model import CurveData
 from optuna_boil._model.model import ModelConfig
 from optuna_boil._model.search_space import SearchSpace
+from optuna_boil._policy import Policy
 
 
 SPACE = SearchSpace(

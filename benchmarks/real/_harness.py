@@ -108,6 +108,8 @@ class Task:
 # The default before ``first_full`` (the first model decision trains fully while nothing is
 # fully trained): the variants measured before it keep it off, so that they rerun as measured.
 BEFORE_FIRST_FULL: dict[str, Any] = {"first_full": False}
+
+
 def _boil(
     seed: int, min_resource: int, max_resource: int, **overrides: Any
 ) -> tuple[BaseSampler, BasePruner]:

@@ -94,6 +94,19 @@ def select(
         s = k_cc(np.array([j]))[:, 0] - V.T @ V[:, j] - C[:k].T @ C[:k, j]
         C[k] = s / np.sqrt(var[j] + noise)
         var = var - C[k] ** 2
+    return _well_conditioned_prefix(chosen, K_xx, K_xc, k_cc, noise, max_log_cond)
+
+
+def _well_conditioned_prefix(
+    chosen: list[int],
+    K_xx: np.ndarray,
+    K_xc: np.ndarray,
+    k_cc: Callable[[np.ndarray], np.ndarray],
+    noise: float,
+    max_log_cond: float,
+) -> list[int]:
+    """The longest prefix of ``chosen`` whose augmented ``K + noise I`` has
+    ``ln cond <= max_log_cond`` (adding a point never lowers it, so bisection finds it)."""
     if not chosen:
         return []
 
