@@ -376,3 +376,104 @@ def test_a_retrained_configuration_names_the_trial_it_repeats() -> None:
         earlier = study.trials[t.user_attrs["boil_retrain_of"]]
         assert earlier.number < t.number and earlier.params == t.params
     assert all("boil_retrain_of" not in t.user_attrs for t in modelled if t not in repeats)
+
+
+def test_settle_gives_up_after_max_rechecks_with_a_warning_and_still_decides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every re-check finds another RUNNING trial holding the same configuration and budget:
+    after ``_MAX_RECHECKS`` the sampler warns and keeps its decision."""
+    from optuna_boil import _sampler
+    from optuna_boil._model.model import FittedModel
+
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=6)
+    holder = study.ask()  # stays RUNNING, holding its (x, budget)
+    holder_params = {
+        "x": holder.suggest_float("x", 0.0, 1.0),
+        "n": holder.suggest_int("n", 1, 4),
+        "c": holder.suggest_categorical("c", ["a", "b", "c"]),
+    }
+    held = study._storage.get_trial(holder._trial_id)
+    assert held.system_attrs["boil:params"] == holder_params
+    holder_budget = held.user_attrs["boil_initial_budget"]
+
+    original = FittedModel.suggest
+    suggested: list[Any] = []
+
+    def always_the_held_point(self: FittedModel, *args: Any, **kwargs: Any) -> Any:
+        decision = original(self, *args, **kwargs)
+        x = SearchSpace(held.distributions).encode(holder_params)
+        clashing = type(decision)(**{**vars(decision), "x": x, "t": holder_budget})
+        suggested.append(clashing)
+        return clashing
+
+    monkeypatch.setattr(FittedModel, "suggest", always_the_held_point)
+    records = _Records()
+    logger = optuna.logging.get_logger("optuna.boil")
+    logger.addHandler(records)
+    try:
+        trial = study.ask()
+        params = {
+            "x": trial.suggest_float("x", 0.0, 1.0),
+            "n": trial.suggest_int("n", 1, 4),
+            "c": trial.suggest_categorical("c", ["a", "b", "c"]),
+        }
+    finally:
+        logger.removeHandler(records)
+    assert study._storage.get_trial(holder._trial_id).state == TrialState.RUNNING
+    # The first choice and one more per clashing re-check.
+    assert len(suggested) >= _sampler._MAX_RECHECKS
+    gave_up = [m for m in records.messages if f"after {_sampler._MAX_RECHECKS} checks" in m]
+    assert len(gave_up) == 1 and f"Trial {trial.number}" in gave_up[0]
+    # The trial still has a decision: its parameters are published and its budget stored.
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert params == holder_params
+    assert frozen.system_attrs["boil:params"] == params
+    assert frozen.system_attrs["boil:budget"] == holder_budget == get_budget(trial)
+    assert frozen.user_attrs["boil_initial_budget"] == holder_budget
+
+
+def test_settle_does_not_warn_without_a_clash() -> None:
+    records = _Records()
+    logger = optuna.logging.get_logger("optuna.boil")
+    logger.addHandler(records)
+    try:
+        study = boil_study()
+        study.optimize(make_objective(), n_trials=7)
+    finally:
+        logger.removeHandler(records)
+    assert not [m for m in records.messages if "checks" in m]
+    assert all(t.system_attrs["boil:params"] == t.params for t in study.trials[4:])
+
+
+def test_wallclock_cost_study_decides_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[int] = []
+    original = _observations.build
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        data = original(*args, **kwargs)
+        assert args[4] == "wallclock"
+        by_number = {t.number: t for t in args[0]}
+        for number, cost in zip(data.numbers, data.costs, strict=True):
+            t = by_number[int(number)]
+            if t.datetime_complete is not None:  # seconds from start to end, not steps
+                assert cost == (t.datetime_complete - t.datetime_start).total_seconds()
+                checked.append(int(number))
+        return data
+
+    monkeypatch.setattr(_observations, "build", spy)
+    study = boil_study(cost="wallclock")
+    assert isinstance(study.sampler, BOILSampler)
+    assert study.sampler.boil_settings().cost == "wallclock"
+    study.optimize(make_objective(), n_trials=8)
+    assert checked
+    for t in study.trials:
+        budget = t.system_attrs["boil:budget"]
+        assert isinstance(budget, int) and 2 <= budget <= MAX
+        assert t.last_step == (budget if t.state == TrialState.PRUNED else MAX)
+    for t in study.trials[4:]:
+        # Model decisions (no fallback to random sampling), each with its own budget.
+        assert "boil_fallback" not in t.user_attrs
+        assert "boil_log_acq" in t.user_attrs
+        assert 2 <= t.user_attrs["boil_initial_budget"] <= MAX
