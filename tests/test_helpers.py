@@ -13,6 +13,7 @@ from optuna_boil import BOILSampler
 from optuna_boil import get_budget
 from optuna_boil import recommend
 from optuna_boil import report_cost
+from tests._helpers import MAX
 from tests._helpers import boil_study
 from tests._helpers import make_objective
 
@@ -45,20 +46,54 @@ def test_get_budget_is_none_without_a_budget_and_reads_the_stored_one() -> None:
 def test_recommend_is_within_the_observed_range_with_its_uncertainty() -> None:
     study = boil_study()
     study.optimize(make_objective(), n_trials=9)
-    rec = recommend(study)
-    trial, value, std, _ = rec
-    assert trial.number in {t.number for t in study.trials}
+    trial, value, std, fully_trained = recommend(study)
+    assert trial.params == study.trials[trial.number].params
     observed = [v for t in study.trials for v in t.intermediate_values.values()]
     assert min(observed) <= value <= max(observed)
-    assert math.isfinite(std) and std >= 0
+    # The value is the predicted (compressed) score of the recommended configuration's curve:
+    # within the range of that curve, not just of the study's values.
+    curve = list(trial.intermediate_values.values())
+    assert min(curve) <= value <= max(curve)
+    # A fully trained, noiseless configuration is known well: a small uncertainty.
+    assert fully_trained and trial.state == TrialState.COMPLETE
+    assert math.isfinite(std) and 0 < std < 0.05 * (max(observed) - min(observed))
+
+
+_X = {"x": optuna.distributions.FloatDistribution(0, 1)}
+
+
+def _add(study: optuna.Study, x: float, level: float, last: int, state: TrialState) -> None:
+    curve = {s: level * (1 - math.exp(-s / 3)) for s in range(1, last + 1)}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=state,
+            params={"x": x},
+            distributions=_X,
+            intermediate_values=curve,
+            value=curve[last] if state == TrialState.COMPLETE else None,
+        )
+    )
 
 
 def test_recommend_prefers_fully_trained_configurations() -> None:
     study = boil_study()
-    study.optimize(make_objective(), n_trials=12)
+    for i, x in enumerate([0.1, 0.2, 0.3]):  # trained to the end, levels 0.5, 0.55, 0.6
+        _add(study, x, 0.5 + 0.05 * i, MAX, TrialState.COMPLETE)
+    for i, x in enumerate([0.7, 0.8, 0.9]):  # stopped at step 4, far better curves
+        _add(study, x, 2.0 + 0.1 * i, 4, TrialState.PRUNED)
     rec = recommend(study)
-    if any(t.state == TrialState.COMPLETE for t in study.trials):
-        assert rec.fully_trained and rec.trial.state == TrialState.COMPLETE
+    assert rec.fully_trained
+    assert rec.trial.number == 2  # the best of the fully trained ones
+    assert rec.trial.state == TrialState.COMPLETE and rec.trial.last_step == MAX
+
+
+def test_recommend_without_a_fully_trained_configuration_takes_the_best_partial_one() -> None:
+    study = boil_study()
+    for i, x in enumerate([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]):
+        _add(study, x, 0.5 + 0.3 * i, 4, TrialState.PRUNED)
+    rec = recommend(study)
+    assert not rec.fully_trained
+    assert rec.trial.number == 5 and rec.trial.state == TrialState.PRUNED
 
 
 def test_cost_that_depends_on_x_does_not_make_the_cheapest_configuration_win() -> None:

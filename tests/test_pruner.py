@@ -14,6 +14,7 @@ from optuna_boil import BOILPruner
 from optuna_boil import BOILSampler
 from optuna_boil import get_budget
 from optuna_boil import recommend
+from optuna_boil._model.model import FittedModel
 from tests._helpers import MAX
 from tests._helpers import boil_study
 from tests._helpers import make_objective
@@ -74,29 +75,6 @@ def test_smooth_study_ends_with_fully_trained_best_configurations() -> None:
     # Budget decisions are stored for the dashboard.
     assert any(t.user_attrs.get("boil_extensions") for t in complete)
     assert all("boil_stop" in t.user_attrs for t in study.trials if t.state == TrialState.PRUNED)
-
-
-def test_a_decision_point_can_train_on_short_of_max_resource() -> None:
-    """With ``continue_inform=2`` a run may also go on, for what a longer look tells, to at
-    least twice the step it reached; by default it only stops or trains to the end."""
-    study = boil_study()
-    assert isinstance(study.sampler, BOILSampler)
-    # New configurations at the acquisition's budget: more decision points in 20 trials.
-    study.sampler._configure(continue_inform=2.0, deliver_new=False)
-    study.optimize(make_objective(), n_trials=20)
-    short = [
-        t
-        for t in study.trials
-        if t.user_attrs.get("boil_extensions") == 1 and t.user_attrs["boil_budget"] < MAX
-    ]
-    assert short
-    for t in short:
-        assert t.user_attrs["boil_budget"] >= 2 * t.user_attrs["boil_initial_budget"]
-        assert t.last_step == t.user_attrs["boil_budget"]  # trained to the new budget, no further
-    off = boil_study()
-    off.optimize(make_objective(), n_trials=20)
-    extended = [t for t in off.trials if t.user_attrs.get("boil_extensions")]
-    assert extended and all(t.user_attrs["boil_budget"] == MAX for t in extended)
 
 
 def test_trials_are_never_pruned_at_or_after_max_resource() -> None:
@@ -184,17 +162,113 @@ def test_warns_once_when_reports_go_past_max_resource() -> None:
     assert len(past) == 1 and "max_resource=9" in past[0]
 
 
-def test_trials_of_another_sampler_get_a_budget() -> None:
+def _spy_budget_for(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the budget of every ``FittedModel.budget_for`` call."""
+    original = FittedModel.budget_for
+    budgets: list[int] = []
+
+    def spy(self: FittedModel, *args: Any, **kwargs: Any) -> Any:
+        decision = original(self, *args, **kwargs)
+        budgets.append(int(decision.t))
+        return decision
+
+    monkeypatch.setattr(FittedModel, "budget_for", spy)
+    return budgets
+
+
+def _assert_stopped_or_continued_at_budget(t: optuna.trial.FrozenTrial) -> None:
+    initial = t.user_attrs["boil_initial_budget"]
+    budget = t.system_attrs["boil:budget"]
+    assert t.user_attrs["boil_budget"] == budget
+    if t.state == TrialState.PRUNED:
+        # Stopped exactly where it reached its budget, and says why.
+        assert budget == initial and t.last_step == initial
+        assert t.user_attrs["boil_stop"].startswith(f"budget reached at step {initial}")
+    else:
+        # Continued at its budget to the end.
+        assert t.state == TrialState.COMPLETE and t.last_step == MAX
+        assert budget == MAX and t.user_attrs["boil_extensions"] >= 1 and initial < MAX
+
+
+def test_trials_of_another_sampler_get_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    budget_for = _spy_budget_for(monkeypatch)
     study = optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=0),
         pruner=BOILPruner(min_resource=2, max_resource=MAX),
     )
     study.enqueue_trial({"x": 0.3, "n": 4, "c": "b"})
+    study.optimize(make_objective(), n_trials=10)
+    trials = study.trials
+    assert trials[0].params == {"x": 0.3, "n": 4, "c": "b"}
+    # The 8 start-up trials (the default n_startup_trials) get the start-up budget,
+    # 2 + (12 - 2) // 16 = 2, and stop there.
+    for t in trials[:8]:
+        assert t.user_attrs["boil_initial_budget"] == 2
+        assert t.state == TrialState.PRUNED and t.last_step == 2
+    # Later ones get the model's budget for their parameters.
+    assert [t.user_attrs["boil_initial_budget"] for t in trials[8:]] == budget_for
+    for t in trials:
+        assert isinstance(t.system_attrs["boil:budget"], int)
+        assert 2 <= t.user_attrs["boil_initial_budget"] <= MAX
+        assert get_budget(t) == t.system_attrs["boil:budget"]
+        _assert_stopped_or_continued_at_budget(t)
+
+
+def test_an_enqueued_trial_after_the_start_up_gets_the_models_budget_for_its_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study = boil_study()
     study.optimize(make_objective(), n_trials=6)
-    for t in study.trials:
-        assert isinstance(t.system_attrs.get("boil:budget"), int)
-        assert 2 <= t.system_attrs["boil:budget"] <= MAX
+    budget_for = _spy_budget_for(monkeypatch)
+    enqueued = {"x": 0.3, "n": 4, "c": "b"}
+    study.enqueue_trial(enqueued)
+    budgets: list[int | None] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        n = trial.suggest_int("n", 1, 4)
+        c = trial.suggest_categorical("c", ["a", "b", "c"])
+        value = 0.0
+        for step in range(1, MAX + 1):
+            value = (1 - (x - 0.3) ** 2 + 0.05 * n + 0.1 * (c == "b")) * (
+                1 - math.exp(-(step + 1) / 4)
+            )
+            trial.report(value, step)
+            pruned = trial.should_prune()
+            budgets.append(get_budget(trial))
+            if pruned:
+                raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=1)
+    t = study.trials[-1]
+    assert t.params == enqueued
+    assert "boil:params" not in t.system_attrs  # the parameters are not BOILSampler's
+    # No budget before min_resource; at min_resource the pruner asks the model once.
+    assert budgets[0] is None
+    assert len(budget_for) == 1
+    initial = budget_for[0]
+    assert 2 <= initial <= MAX
+    assert t.user_attrs["boil_initial_budget"] == initial
+    assert budgets[1] == initial  # stored at step 2, read back by get_budget
+    assert get_budget(t) == t.system_attrs["boil:budget"]
+    assert t.last_step is not None and t.last_step >= initial
+    _assert_stopped_or_continued_at_budget(t)
+
+
+def test_an_enqueued_start_up_trial_gets_the_start_up_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    budget_for = _spy_budget_for(monkeypatch)
+    study = boil_study()
+    study.enqueue_trial({"x": 0.9, "n": 1, "c": "a"})
+    study.optimize(make_objective(), n_trials=1)
+    (t,) = study.trials
+    assert t.params == {"x": 0.9, "n": 1, "c": "a"}
+    assert budget_for == []
+    assert t.user_attrs["boil_initial_budget"] == 2 == get_budget(t)
+    assert t.state == TrialState.PRUNED and t.last_step == 2
 
 
 @pytest.mark.parametrize(

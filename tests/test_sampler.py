@@ -113,15 +113,32 @@ def test_fixed_seed_reproduces_a_study() -> None:
     assert results[0] == results[1]
 
 
+def _twelve_configurations(trial: optuna.Trial) -> float:
+    c = trial.suggest_categorical("c", ["a", "b", "c"])
+    i = trial.suggest_int("i", 1, 4)
+    value = 0.0
+    for step in range(1, MAX + 1):
+        value = (0.5 + 0.2 * (c == "b") + 0.1 * i) * (1 - math.exp(-step / 4))
+        trial.report(value, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
 def test_model_proposes_no_repeat_of_observed_configuration_at_lower_budget() -> None:
+    # Twelve configurations for twelve trials: the model repeats some configurations (and is
+    # never left with only fully trained ones, where a repeat is all that remains).
     study = boil_study()
-    study.optimize(make_objective(), n_trials=10)
-    seen: dict[tuple[tuple[str, Any], ...], int] = {}
+    study.optimize(_twelve_configurations, n_trials=12)
+    repeats = 0
     for t in study.trials:
-        key = tuple(sorted(t.params.items()))
-        if key in seen:
-            assert t.user_attrs["boil_initial_budget"] > seen[key]
-        seen[key] = max(seen.get(key, 0), t.last_step or 0)
+        if "boil_log_acq" not in t.user_attrs:  # random start-up trials may repeat anything
+            continue
+        earlier = [s.last_step or 0 for s in study.trials[: t.number] if s.params == t.params]
+        if earlier:
+            repeats += 1
+            assert t.user_attrs["boil_initial_budget"] > max(earlier), t.number
+    assert repeats >= 2
 
 
 def test_sampler_alone_with_default_pruner() -> None:
@@ -158,26 +175,38 @@ def test_one_step_curves() -> None:
 def test_constant_curves() -> None:
     study = boil_study()
     study.optimize(make_objective(values={s: 0.5 for s in range(1, MAX + 1)}), n_trials=7)
-    assert len(study.trials) == 7
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    for t in study.trials[4:]:
+        # A model decision (no fallback to random sampling) that predicts the constant.
+        assert "boil_fallback" not in t.user_attrs
+        assert t.user_attrs["boil_predicted_score"] == pytest.approx(0.5, abs=1e-3)
+        assert 2 <= t.user_attrs["boil_initial_budget"] <= MAX
+        assert t.system_attrs["boil:params"] == t.params
 
 
 def test_conditional_parameters_fall_back_to_independent_sampling() -> None:
-    study = optuna.create_study(sampler=BOILSampler(seed=0, n_startup_trials=3))
-
-    def objective(trial: optuna.Trial) -> float:
-        kind = trial.suggest_categorical("kind", ["a", "b"])
-        x = trial.suggest_float(f"x_{kind}", 0, 1)
-        return x
-
-    study.optimize(objective, n_trials=8)
-    assert len(study.trials) == 8
-
-
-def test_threads_n_jobs_2() -> None:
-    study = boil_study()
-    study.optimize(make_objective(), n_trials=8, n_jobs=2)
-    assert len(study.trials) == 8
-    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    runs = []
+    for _ in range(2):
+        study = optuna.create_study(
+            sampler=BOILSampler(seed=0, n_startup_trials=3, warn_independent_sampling=False)
+        )
+        study.optimize(_conditional, n_trials=8)
+        runs.append(study.trials)
+    trials = runs[0]
+    assert {t.params["kind"] for t in trials} == {"a", "b"}
+    for t in trials:
+        kind = t.params["kind"]
+        assert set(t.params) == {"kind", f"x_{kind}"}
+        assert t.distributions[f"x_{kind}"] == optuna.distributions.FloatDistribution(0, 1)
+        assert 0.0 <= t.params[f"x_{kind}"] <= 1.0
+    for t in trials[3:]:
+        # "kind" (in every trial) is the model's choice; x_a / x_b are sampled independently.
+        assert "boil_log_acq" in t.user_attrs
+        assert t.system_attrs["boil:params"]["kind"] == t.params["kind"]
+    xs = [t.params[f"x_{t.params['kind']}"] for t in trials]
+    assert len(set(xs)) == len(xs)
+    # The independent draws are seeded: the same seed gives the same study.
+    assert [t.params for t in runs[1]] == [t.params for t in trials]
 
 
 @pytest.mark.parametrize(
@@ -348,3 +377,104 @@ def test_a_retrained_configuration_names_the_trial_it_repeats() -> None:
         earlier = study.trials[t.user_attrs["boil_retrain_of"]]
         assert earlier.number < t.number and earlier.params == t.params
     assert all("boil_retrain_of" not in t.user_attrs for t in modelled if t not in repeats)
+
+
+def test_settle_gives_up_after_max_rechecks_with_a_warning_and_still_decides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every re-check finds another RUNNING trial holding the same configuration and budget:
+    after ``_MAX_RECHECKS`` the sampler warns and keeps its decision."""
+    from optuna_boil import _sampler
+    from optuna_boil._model.model import FittedModel
+
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=6)
+    holder = study.ask()  # stays RUNNING, holding its (x, budget)
+    holder_params = {
+        "x": holder.suggest_float("x", 0.0, 1.0),
+        "n": holder.suggest_int("n", 1, 4),
+        "c": holder.suggest_categorical("c", ["a", "b", "c"]),
+    }
+    held = study._storage.get_trial(holder._trial_id)
+    assert held.system_attrs["boil:params"] == holder_params
+    holder_budget = held.user_attrs["boil_initial_budget"]
+
+    original = FittedModel.suggest
+    suggested: list[Any] = []
+
+    def always_the_held_point(self: FittedModel, *args: Any, **kwargs: Any) -> Any:
+        decision = original(self, *args, **kwargs)
+        x = SearchSpace(held.distributions).encode(holder_params)
+        clashing = type(decision)(**{**vars(decision), "x": x, "t": holder_budget})
+        suggested.append(clashing)
+        return clashing
+
+    monkeypatch.setattr(FittedModel, "suggest", always_the_held_point)
+    records = _Records()
+    logger = optuna.logging.get_logger("optuna.boil")
+    logger.addHandler(records)
+    try:
+        trial = study.ask()
+        params = {
+            "x": trial.suggest_float("x", 0.0, 1.0),
+            "n": trial.suggest_int("n", 1, 4),
+            "c": trial.suggest_categorical("c", ["a", "b", "c"]),
+        }
+    finally:
+        logger.removeHandler(records)
+    assert study._storage.get_trial(holder._trial_id).state == TrialState.RUNNING
+    # The first choice and one more per clashing re-check.
+    assert len(suggested) >= _sampler._MAX_RECHECKS
+    gave_up = [m for m in records.messages if f"after {_sampler._MAX_RECHECKS} checks" in m]
+    assert len(gave_up) == 1 and f"Trial {trial.number}" in gave_up[0]
+    # The trial still has a decision: its parameters are published and its budget stored.
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert params == holder_params
+    assert frozen.system_attrs["boil:params"] == params
+    assert frozen.system_attrs["boil:budget"] == holder_budget == get_budget(trial)
+    assert frozen.user_attrs["boil_initial_budget"] == holder_budget
+
+
+def test_settle_does_not_warn_without_a_clash() -> None:
+    records = _Records()
+    logger = optuna.logging.get_logger("optuna.boil")
+    logger.addHandler(records)
+    try:
+        study = boil_study()
+        study.optimize(make_objective(), n_trials=7)
+    finally:
+        logger.removeHandler(records)
+    assert not [m for m in records.messages if "checks" in m]
+    assert all(t.system_attrs["boil:params"] == t.params for t in study.trials[4:])
+
+
+def test_wallclock_cost_study_decides_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[int] = []
+    original = _observations.build
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        data = original(*args, **kwargs)
+        assert args[4] == "wallclock"
+        by_number = {t.number: t for t in args[0]}
+        for number, cost in zip(data.numbers, data.costs, strict=True):
+            t = by_number[int(number)]
+            if t.datetime_complete is not None:  # seconds from start to end, not steps
+                assert cost == (t.datetime_complete - t.datetime_start).total_seconds()
+                checked.append(int(number))
+        return data
+
+    monkeypatch.setattr(_observations, "build", spy)
+    study = boil_study(cost="wallclock")
+    assert isinstance(study.sampler, BOILSampler)
+    assert study.sampler.boil_settings().cost == "wallclock"
+    study.optimize(make_objective(), n_trials=8)
+    assert checked
+    for t in study.trials:
+        budget = t.system_attrs["boil:budget"]
+        assert isinstance(budget, int) and 2 <= budget <= MAX
+        assert t.last_step == (budget if t.state == TrialState.PRUNED else MAX)
+    for t in study.trials[4:]:
+        # Model decisions (no fallback to random sampling), each with its own budget.
+        assert "boil_fallback" not in t.user_attrs
+        assert "boil_log_acq" in t.user_attrs
+        assert 2 <= t.user_attrs["boil_initial_budget"] <= MAX
