@@ -14,7 +14,7 @@ from optuna_boil import BOILPruner
 from optuna_boil import BOILSampler
 from optuna_boil import get_budget
 from optuna_boil import recommend
-from optuna_boil._model.model import FittedModel
+from optuna_boil._policy import Policy
 from tests._helpers import MAX
 from tests._helpers import boil_study
 from tests._helpers import make_objective
@@ -163,16 +163,16 @@ def test_warns_once_when_reports_go_past_max_resource() -> None:
 
 
 def _spy_budget_for(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the budget of every ``FittedModel.budget_for`` call."""
-    original = FittedModel.budget_for
+    """Record the budget of every ``Policy.budget_for`` call."""
+    original = Policy.budget_for
     budgets: list[int] = []
 
-    def spy(self: FittedModel, *args: Any, **kwargs: Any) -> Any:
+    def spy(self: Policy, *args: Any, **kwargs: Any) -> Any:
         decision = original(self, *args, **kwargs)
         budgets.append(int(decision.t))
         return decision
 
-    monkeypatch.setattr(FittedModel, "budget_for", spy)
+    monkeypatch.setattr(Policy, "budget_for", spy)
     return budgets
 
 

@@ -17,6 +17,7 @@ from optuna_boil import BOILSampler
 from optuna_boil import _observations
 from optuna_boil import get_budget
 from optuna_boil._model.search_space import SearchSpace
+from optuna_boil._policy import Policy
 from tests._helpers import MAX
 from tests._helpers import boil_study
 from tests._helpers import make_objective
@@ -385,7 +386,6 @@ def test_settle_gives_up_after_max_rechecks_with_a_warning_and_still_decides(
     """Every re-check finds another RUNNING trial holding the same configuration and budget:
     after ``_MAX_RECHECKS`` the sampler warns and keeps its decision."""
     from optuna_boil import _sampler
-    from optuna_boil._model.model import FittedModel
 
     study = boil_study()
     study.optimize(make_objective(), n_trials=6)
@@ -399,17 +399,17 @@ def test_settle_gives_up_after_max_rechecks_with_a_warning_and_still_decides(
     assert held.system_attrs["boil:params"] == holder_params
     holder_budget = held.user_attrs["boil_initial_budget"]
 
-    original = FittedModel.suggest
+    original = Policy.suggest
     suggested: list[Any] = []
 
-    def always_the_held_point(self: FittedModel, *args: Any, **kwargs: Any) -> Any:
+    def always_the_held_point(self: Policy, *args: Any, **kwargs: Any) -> Any:
         decision = original(self, *args, **kwargs)
         x = SearchSpace(held.distributions).encode(holder_params)
         clashing = type(decision)(**{**vars(decision), "x": x, "t": holder_budget})
         suggested.append(clashing)
         return clashing
 
-    monkeypatch.setattr(FittedModel, "suggest", always_the_held_point)
+    monkeypatch.setattr(Policy, "suggest", always_the_held_point)
     records = _Records()
     logger = optuna.logging.get_logger("optuna.boil")
     logger.addHandler(records)
