@@ -59,13 +59,15 @@ def params_of(trial: FrozenTrial) -> dict[str, object]:
     return params
 
 
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` with a time zone: Optuna 5 stores UTC; older storages may hold naive local
+    time, which is read as such (running or finished alike)."""
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
 def _last_alive(trial: FrozenTrial) -> float:
     start = trial.datetime_start
-    started = 0.0
-    if start is not None:
-        if start.tzinfo is None:  # Optuna 5 stores UTC; older storages may be naive local time.
-            start = start.astimezone(datetime.timezone.utc)
-        started = start.timestamp()
+    started = _aware(start).timestamp() if start is not None else 0.0
     alive = _storage.get_alive(trial)
     return max(started, alive) if alive is not None else started
 
@@ -148,11 +150,8 @@ def build(
             reported = _storage.get_cost(t)
             costs.append(reported[1] if reported is not None else np.nan)
         elif cost_mode == "wallclock" and t.datetime_start is not None:
-            end = t.datetime_complete or now
-            start = t.datetime_start
-            if start.tzinfo is None and end.tzinfo is not None:
-                end = end.replace(tzinfo=None) if end is not now else datetime.datetime.now()
-            costs.append((end - start).total_seconds())
+            end = _aware(t.datetime_complete) if t.datetime_complete is not None else now
+            costs.append((end - _aware(t.datetime_start)).total_seconds())
         else:
             costs.append(float(s[-1]) if s.size else np.nan)
     return CurveData(

@@ -325,11 +325,6 @@ def test_wallclock_cost_with_a_naive_start_and_an_aware_complete(
     assert wallclock_costs([timed(0, TrialState.COMPLETE, start, complete)]) == [90.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a naive datetime_start is read as local time for a RUNNING trial but "
-    "as datetime_complete's own zone for a finished one (_observations.build)",
-)
 def test_wallclock_naive_start_is_read_the_same_way_running_or_finished(
     frozen_clock: None, local_time_zone: Callable[[str], None]
 ) -> None:
