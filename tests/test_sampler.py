@@ -15,6 +15,7 @@ import pytest
 from optuna_boil import BOILPruner
 from optuna_boil import BOILSampler
 from optuna_boil import _observations
+from optuna_boil import _settle
 from optuna_boil import get_budget
 from optuna_boil._model.search_space import SearchSpace
 from optuna_boil._policy import Policy
@@ -385,7 +386,6 @@ def test_settle_gives_up_after_max_rechecks_with_a_warning_and_still_decides(
 ) -> None:
     """Every re-check finds another RUNNING trial holding the same configuration and budget:
     after ``_MAX_RECHECKS`` the sampler warns and keeps its decision."""
-    from optuna_boil import _sampler
 
     study = boil_study()
     study.optimize(make_objective(), n_trials=6)
@@ -424,8 +424,8 @@ def test_settle_gives_up_after_max_rechecks_with_a_warning_and_still_decides(
         logger.removeHandler(records)
     assert study._storage.get_trial(holder._trial_id).state == TrialState.RUNNING
     # The first choice and one more per clashing re-check.
-    assert len(suggested) >= _sampler._MAX_RECHECKS
-    gave_up = [m for m in records.messages if f"after {_sampler._MAX_RECHECKS} checks" in m]
+    assert len(suggested) >= _settle.MAX_RECHECKS
+    gave_up = [m for m in records.messages if f"after {_settle.MAX_RECHECKS} checks" in m]
     assert len(gave_up) == 1 and f"Trial {trial.number}" in gave_up[0]
     # The trial still has a decision: its parameters are published and its budget stored.
     frozen = study._storage.get_trial(trial._trial_id)

@@ -19,6 +19,7 @@ import torch
 from optuna_boil import BOILPruner
 from optuna_boil import BOILSampler
 from optuna_boil import _context
+from optuna_boil import _settle
 from optuna_boil import _storage
 from optuna_boil import get_budget
 from optuna_boil import recommend
@@ -27,7 +28,7 @@ from optuna_boil._model.gp import FitError
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import FittedModel
 from optuna_boil._policy import Policy
-from optuna_boil._sampler import _choice
+from optuna_boil._settle import choice as _choice
 
 
 def _curve_objective(
@@ -181,7 +182,7 @@ def _settle_at(study: optuna.Study, x: int, running: int | None, budget: int | N
     sampler = study.sampler
     assert isinstance(sampler, BOILSampler)
     known = {t.number: _choice(t) for t in ctx.trials if _storage.get_published_params(t)}
-    settled = sampler._settle(study, trial, space, fitted, decision, rng, True, known)
+    settled = _settle.settle(study, trial, space, fitted, decision, rng, True, known)
     return int(space.decode(settled.x)["x"])
 
 
@@ -258,9 +259,8 @@ def test_a_fallback_does_not_warn_of_conditional_parameters(
 
     monkeypatch.setattr(BOILModel, "fit", broken)
     messages: list[str] = []
-    monkeypatch.setattr(
-        "optuna_boil._sampler.warn_once", lambda key, message: messages.append(message)
-    )
+    for module in ("optuna_boil._sampler", "optuna_boil._settle"):
+        monkeypatch.setattr(f"{module}.warn_once", lambda key, message: messages.append(message))
     study = _study(1, 8, n_startup=2)
     study.optimize(_curve_objective(range(1, 9)), n_trials=4)
     assert not any("conditional" in m for m in messages)

@@ -294,6 +294,29 @@ def _discrete_step(
     return np.vstack(new_X), np.concatenate(new_f)
 
 
+def _preliminary(
+    acqf: Callable[[torch.Tensor], torch.Tensor],
+    sample: Callable[[int, np.random.RandomState], np.ndarray],
+    round_fn: Callable[[np.ndarray], np.ndarray],
+    continuous: np.ndarray,
+    rng: np.random.RandomState,
+    n_samples: int,
+    warm: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rounded preliminary points (continuous coordinates from a scrambled Sobol sequence)
+    and the rounded warm rows, each with its acquisition values."""
+    X0 = np.asarray(sample(n_samples, rng), dtype=np.float64)
+    dim = X0.shape[1]
+    sobol = qmc.Sobol(d=dim, scramble=True, seed=rng.randint(2**31)).random(n_samples)
+    X0[:, continuous] = sobol[:, continuous]
+    X0 = np.unique(round_fn(X0), axis=0)
+    f0 = _evaluate(acqf, X0)
+    if warm is not None and len(warm):
+        W = round_fn(np.asarray(warm, dtype=np.float64).reshape(-1, dim))
+        return X0, f0, W, _evaluate(acqf, W)
+    return X0, f0, np.empty((0, dim)), np.empty(0)
+
+
 def maximise(
     acqf: Callable[[torch.Tensor], torch.Tensor],
     sample: Callable[[int, np.random.RandomState], np.ndarray],
@@ -339,18 +362,7 @@ def maximise(
         value, sorted best first; non-finite values count as ``-inf`` and come last.
     """
     continuous = np.asarray(continuous, dtype=bool)
-    X0 = np.asarray(sample(n_samples, rng), dtype=np.float64)
-    dim = X0.shape[1]
-    sobol = qmc.Sobol(d=dim, scramble=True, seed=rng.randint(2**31)).random(n_samples)
-    X0[:, continuous] = sobol[:, continuous]
-    X0 = np.unique(round_fn(X0), axis=0)
-    f0 = _evaluate(acqf, X0)
-    if warm is not None and len(warm):
-        W = round_fn(np.asarray(warm, dtype=np.float64).reshape(-1, dim))
-        fw = _evaluate(acqf, W)
-    else:
-        W, fw = np.empty((0, dim)), np.empty(0)
-
+    X0, f0, W, fw = _preliminary(acqf, sample, round_fn, continuous, rng, n_samples, warm)
     g0 = _finite_or_minus_inf(f0)
     order = np.argsort(-g0, kind="stable")
     order = order[np.isfinite(g0[order])][:n_local]
