@@ -42,11 +42,12 @@ def settle(
     know (``known``: the choices published when the context was read; a trial may move to
     another choice after that) is added as a pending run at its budget, and if another
     RUNNING trial holds the same configuration (the same decoded parameters, whatever its
-    budget), this trial moves to its next-best candidate, publishes, and checks again. A
-    labelled retrain (``boil_retrain_of``) may run beside one other run of its
-    configuration. A finished trial clashes only when this decision did not know it (it
-    chose after the data was read) and it ran the same configuration for the same budget;
-    the finished runs in ``known`` are data the model already has.
+    budget), this trial moves to its next-best candidate, publishes, and checks again: one
+    configuration never runs twice at once (a retrain's label is written only once it is
+    settled, so it cannot exempt a run from the check). A finished trial clashes only when
+    this decision did not know it (it chose after the data was read) and it ran the same
+    configuration for the same budget; the finished runs in ``known`` are data the model
+    already has.
     Of two trials that chose the same configuration, the one that published later sees the
     other in its check, so a duplicate cannot survive both checks whatever the timing; a
     trial that moves never returns to a point it has seen taken.
@@ -68,10 +69,7 @@ def settle(
             key = choice(t)
             same = all(chosen.get(k) == v for k, v in params.items())
             if t.state == TrialState.RUNNING:
-                one_retrain = (decision.retrain_of is not None) != (
-                    _storage.USER_RETRAIN_OF in t.user_attrs
-                )
-                clash = clash or (same and not one_retrain)
+                clash = clash or same
             elif known.get(t.number) != key:
                 # Chosen (and finished) after this decision's data was read: the model did
                 # not know that run. Without BOILPruner every run is a full run.
