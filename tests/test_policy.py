@@ -187,11 +187,14 @@ def test_continuation():
     assert done.extend_to is None and done.log_value == -np.inf
     assert policy.continuation(5, 25.0, np.random.RandomState(0)).extend_to is None
     c = policy.continuation(1, 5.0, np.random.RandomState(0))
-    assert np.isfinite(c.log_value) and np.isfinite(c.log_new)
-    if c.extend_to is None:
-        assert c.log_value < c.log_new
-    else:
-        assert c.log_value >= c.log_new and c.extend_to == T_HI
+    # Continuing is valued as having run 1 fully trained, counting only the remaining steps,
+    # against the best new run under the same posterior; the larger one decides.
+    fm = policy.fitted
+    assert c.log_value == pytest.approx(_delivery(fm, x[1], start=5.0))
+    new = policy.suggest(np.random.RandomState(0), comparison=True).log_acq
+    assert c.log_new == pytest.approx(new)
+    assert c.extend_to == (T_HI if c.log_value >= c.log_new else None)
+    assert c.reason == ("train to the full budget" if c.extend_to else "a new run is worth more")
 
 
 def test_continuation_trains_the_best_configuration_to_the_end():
