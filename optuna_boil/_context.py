@@ -81,11 +81,15 @@ class limit_threads:
         self._n = torch.get_num_threads()
         torch.set_num_threads(1)
         self._blas = threadpoolctl.threadpool_limits(limits=1)
-        self._device = torch.device("cpu")
-        self._device.__enter__()
+        # A device context intercepts every torch call (it doubled the decision time), so it
+        # is entered only when the user moved the default device off the CPU.
+        self._device = torch.device("cpu") if torch.get_default_device().type != "cpu" else None
+        if self._device is not None:
+            self._device.__enter__()
 
     def __exit__(self, *args: object) -> None:
-        self._device.__exit__(None, None, None)
+        if self._device is not None:
+            self._device.__exit__(None, None, None)
         self._blas.restore_original_limits()
         torch.set_num_threads(self._n)
 
