@@ -87,6 +87,12 @@ class Recommendation(NamedTuple):
     std: float
     fully_trained: bool
 
+    def __repr__(self) -> str:
+        return (
+            f"Recommendation(trial={self.trial.number}, params={self.trial.params}, "
+            f"value={self.value:.6g}, std={self.std:.3g}, fully_trained={self.fully_trained})"
+        )
+
 
 def recommend(study: Study) -> Recommendation:
     """The configuration the model expects to be best at the full budget.

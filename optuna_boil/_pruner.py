@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 from optuna_boil import _context
 from optuna_boil import _storage
 from optuna_boil._context import Context
+from optuna_boil._logging import get_logger
 from optuna_boil._logging import warn_once
 from optuna_boil._policy import Policy
 
@@ -157,7 +158,12 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
         stop = self._continuation(ctx, trial, step)
         if isinstance(stop, str):
             _storage.set_user(study, trial._trial_id, _storage.USER_STOP, stop)
+            get_logger().info(f"Trial {trial.number} stops at step {step}: {stop}.")
             return True
+        get_logger().info(
+            f"Trial {trial.number} continues from step {step} to step {stop}: having it trained "
+            "to the end is worth more than a new run."
+        )
         extensions = _storage.get_extensions(trial) + 1
         tid = trial._trial_id
         _storage.set_system(study, tid, _storage.BUDGET, stop)

@@ -283,13 +283,13 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
                 study, trial._trial_id, _storage.USER_RETRAIN_OF, decision.retrain_of
             )
         params = space.decode(decision.x)
-        get_logger().debug(
-            f"Trial {trial.number}: budget {decision.t}, log acquisition {decision.log_acq:.3f}, "
-            f"params {params}"
+        get_logger().info(
+            f"Trial {trial.number} trains for {decision.t} steps"
             + (
-                f" (trial {decision.retrain_of}'s configuration, trained again)."
+                f" trial {decision.retrain_of}'s configuration again"
                 if decision.retrain_of is not None
-                else "."
+                else ""
             )
+            + f": {params}."
         )
         return params

@@ -121,3 +121,14 @@ def test_cost_that_depends_on_x_does_not_make_the_cheapest_configuration_win() -
     # Most model decisions stay near the good region, not at the cheap corner x -> 1.
     assert sum(x > 0.8 for x in model_x) <= len(model_x) // 4
     assert abs(study.best_trial.params["x"] - 0.25) < 0.2
+
+
+def test_a_recommendation_prints_in_one_short_line() -> None:
+    study = boil_study()
+    study.optimize(make_objective(), n_trials=10)
+    rec = recommend(study)
+    text = repr(rec)
+    assert text.startswith(f"Recommendation(trial={rec.trial.number}, params=")
+    assert "\n" not in text and len(text) < 300
+    assert f"fully_trained={rec.fully_trained}" in text
+    assert "FrozenTrial" not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -292,3 +293,21 @@ class _ListHandler(optuna.logging.logging.Handler):  # type: ignore[name-defined
 
     def emit(self, record: Any) -> None:
         self.messages.append(record.getMessage())
+
+
+def test_every_budget_decision_is_logged_at_info_with_its_reason(caplog_boil: Any) -> None:
+    study = boil_study()
+    caplog_boil.set_level(logging.INFO, logger="optuna.boil")
+    study.optimize(make_objective(), n_trials=12)
+    # A record may reach the capture twice (the fixture's handler and pytest's own): one each.
+    records = {id(r): r for r in caplog_boil.records if r.name == "optuna.boil"}
+    messages = [r.getMessage() for r in records.values()]
+    for t in study.trials:
+        stops = [m for m in messages if m.startswith(f"Trial {t.number} stops at step")]
+        goes_on = [m for m in messages if m.startswith(f"Trial {t.number} continues from")]
+        if t.state == TrialState.PRUNED:
+            # One line per stop, with the reason stored for the dashboard.
+            assert len(stops) == 1 and t.user_attrs["boil_stop"] in stops[0]
+        assert len(goes_on) == t.user_attrs.get("boil_extensions", 0)
+    model_starts = [m for m in messages if " trains for " in m]
+    assert len(model_starts) == sum("boil_log_acq" in t.user_attrs for t in study.trials) > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-import logging
 import math
 from typing import Any
 
@@ -21,18 +20,6 @@ def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Forget which warnings were said, so that every test sees its own."""
     monkeypatch.setattr(_logging, "_said", set())
     yield
-
-
-@pytest.fixture
-def caplog_boil(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Capture optuna-boil's warnings (Optuna's logger does not propagate by default)."""
-    logger = _logging.get_logger()
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.WARNING, logger=logger.name)
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
 
 
 # Positional-only, so ``**{key: value}`` can carry any system attribute (and type-checks).
