@@ -246,6 +246,7 @@ def test_recommend_on_a_sparse_report_grid():
         budgets=np.full(4, np.nan),
     )
     fm = BOILModel(_space2(), 1, 52, FAST).fit(data, np.random.RandomState(0))
+    assert fm.model.step_interval == 7
     assert list(fm.fully_trained()) == [0]
     assert Policy(fm).recommend()[0] == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import logging
 import math
 from pathlib import Path
@@ -115,16 +116,24 @@ def test_fixed_seed_reproduces_a_study() -> None:
     assert results[0] == results[1]
 
 
-def _twelve_configurations(trial: optuna.Trial) -> float:
-    c = trial.suggest_categorical("c", ["a", "b", "c"])
-    i = trial.suggest_int("i", 1, 4)
-    value = 0.0
-    for step in range(1, MAX + 1):
-        value = (0.5 + 0.2 * (c == "b") + 0.1 * i) * (1 - math.exp(-step / 4))
-        trial.report(value, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-    return value
+def _grid_objective(choices: list[str], top: int) -> Callable[[optuna.Trial], float]:
+    """Deterministic curves over ``len(choices) * top`` configurations."""
+
+    def objective(trial: optuna.Trial) -> float:
+        c = trial.suggest_categorical("c", choices)
+        i = trial.suggest_int("i", 1, top)
+        value = 0.0
+        for step in range(1, MAX + 1):
+            value = (0.5 + 0.2 * (c == "b") + 0.1 * i) * (1 - math.exp(-step / 4))
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    return objective
+
+
+_twelve_configurations = _grid_objective(["a", "b", "c"], 4)
 
 
 def test_model_proposes_no_repeat_of_observed_configuration_at_lower_budget() -> None:
@@ -359,16 +368,7 @@ def test_concurrent_threads_never_take_the_same_configuration_and_budget() -> No
 
 def test_a_retrained_configuration_names_the_trial_it_repeats() -> None:
     # Six configurations only, so later trials train configurations seen before again.
-    def objective(trial: optuna.Trial) -> float:
-        c = trial.suggest_categorical("c", ["a", "b"])
-        i = trial.suggest_int("i", 1, 3)
-        value = 0.0
-        for step in range(1, MAX + 1):
-            value = (0.5 + 0.2 * (c == "b") + 0.1 * i) * (1 - math.exp(-step / 4))
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return value
+    objective = _grid_objective(["a", "b"], 3)
 
     study = boil_study()
     study.optimize(objective, n_trials=14)

@@ -292,27 +292,6 @@ def test_final_budget_acquisition_matches_its_formula():
     assert fm.best == pytest.approx(float(_posterior(fm, observed)[0].max()), rel=1e-7)
 
 
-def test_fully_trained_on_a_sparse_report_grid():
-    """Reports every 7 steps up to 52 end at 49: such a run is fully trained."""
-    x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9]])
-    steps = [np.arange(7.0, 50.0, 7.0), np.array([7.0, 14.0]), np.array([7.0]), np.array([7.0])]
-    q = _quality(x)
-    data = CurveData(
-        x=x,
-        steps=steps,
-        values=[q[i] * (1 - np.exp(-s / 10)) for i, s in enumerate(steps)],
-        costs=np.full(4, np.nan),
-        running=np.zeros(4, dtype=bool),
-        budgets=np.full(4, np.nan),
-    )
-    fm = BOILModel(_space2(), 1, 52, FAST).fit(data, np.random.RandomState(0))
-    assert fm.model.step_interval == 7
-    assert list(fm.fully_trained()) == [0]
-    # A FAIL run that reached the end is not fully trained.
-    data.failed = np.array([True, False, False, False])
-    assert fm.fully_trained().size == 0
-
-
 def test_delivered_incumbent_is_the_best_fully_trained_configuration():
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
     none_full = BOILModel(_space2(), T_LO, T_HI, FAST).fit(
