@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 import threadpoolctl
 import torch
 
+from optuna_boil import _fidelity
 from optuna_boil import _observations
 from optuna_boil import _storage
 from optuna_boil._logging import get_logger
@@ -405,3 +406,22 @@ def publish_decision(
     _storage.set_user(study, tid, _storage.USER_PREDICTED_SCORE, predicted)
     if initial:
         _storage.set_user(study, tid, _storage.USER_LOG_ACQ, float(decision.log_acq))
+
+
+_trust_written: dict[tuple[int, int], int] = {}
+
+
+def publish_trust(study: Study, fitted: FittedModel) -> None:
+    """Write the study's fidelity trust (:mod:`optuna_boil._fidelity`) as its
+    ``boil_fidelity_trust`` user attribute, when the number of fully trained runs changed since
+    this process last wrote it."""
+    full = fitted.fully_trained()
+    key = (id(study._storage), study._study_id)
+    if _trust_written.get(key) == full.size:
+        return
+    _trust_written[key] = full.size
+    steps = _fidelity.steps_to_check(fitted.model.t_lo, fitted.model.t_hi)
+    trust = _fidelity.rank_agreement(fitted.data, full, steps)
+    study._storage.set_study_user_attr(
+        study._study_id, _storage.USER_FIDELITY_TRUST, _fidelity.as_attribute(trust)
+    )

@@ -184,6 +184,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
         if fitted is None:
             _storage.set_user(ctx.study, trial._trial_id, _storage.USER_FALLBACK, reason)
             return self._without_model(ctx, trial, f"{reached}; {reason}")
+        _context.publish_trust(ctx.study, fitted)
         numbers = list(fitted.data.numbers)
         if trial.number not in numbers:
             return self._without_model(ctx, trial, f"{reached}; not in the search space")

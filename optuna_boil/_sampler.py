@@ -271,6 +271,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
             _context.derive_seed(ctx.settings.seed, "suggest", trial.number)
         )
         fixed_t = None if enforced else ctx.range.t_full
+        _context.publish_trust(study, fitted)
         with _context.FIT_LOCK, _context.limit_threads():
             decision = Policy(fitted).suggest(rng, fixed_t=fixed_t, skip=in_flight)
         _settle.publish(study, trial, space, fitted, decision, enforced)

@@ -81,6 +81,7 @@ USER_EXTENSIONS = "boil_extensions"
 USER_STOP = "boil_stop"
 USER_FALLBACK = "boil_fallback"
 USER_RETRAIN_OF = "boil_retrain_of"
+USER_FIDELITY_TRUST = "boil_fidelity_trust"  # a study user attribute
 
 
 def _json_safe(value: Any) -> Any:

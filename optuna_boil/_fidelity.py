@@ -1,0 +1,111 @@
+"""How far short runs predict the end, measured on the study's own fully trained runs.
+
+For a few steps ``t`` between the smallest budget and the full step, the Spearman rank
+correlation between each fully trained run's value at ``t`` (its last report at or before ``t``)
+and its final value says how well a look at ``t`` ranks configurations by what they deliver. On
+curves that keep their order (most supervised training) it is close to 1 early; where early
+values say nothing (an RL warm-up in which every run sits at the worst return) it is close to 0
+until the warm-up ends. The estimate comes with a standard error (Fisher's z, with the
+``1.06 / sqrt(n - 3)`` factor for rank correlations) and the number of runs behind it, and is
+written to the study's user attributes (``boil_fidelity_trust``), so optuna-dashboard shows it.
+Decisions do not use it yet: it is the evidence a policy that trusts short runs only as far
+as they predict is to weigh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import numpy as np
+import scipy.stats
+
+from optuna_boil._model.model import CurveData
+
+
+MIN_RUNS = 4  # Fewer fully trained runs than this say nothing about ranks.
+N_STEPS = 6
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The rank agreement of the values at one step with the final values.
+
+    Attributes:
+        step: The step.
+        rho: Spearman's rank correlation (0 when every run has the same value there: a look at
+            that step tells nothing).
+        se: Its standard error (``inf`` with fewer than 4 runs).
+        n: The number of fully trained runs that reported at or before ``step``.
+    """
+
+    step: int
+    rho: float
+    se: float
+    n: int
+
+
+def steps_to_check(t_lo: int, t_full: int, n: int = N_STEPS) -> list[int]:
+    """``n`` steps spread evenly on a log scale from ``t_lo`` to before ``t_full``."""
+    if t_full <= t_lo:
+        return []
+    grid = t_lo - 1 + np.geomspace(1, t_full - t_lo + 1, n + 1)[:-1]
+    return sorted({int(round(t)) for t in grid if round(t) < t_full})
+
+
+def rank_agreement(data: CurveData, fully_trained: np.ndarray, steps: list[int]) -> list[Trust]:
+    """The :class:`Trust` of each step in ``steps``, from the runs at ``fully_trained`` (indices
+    into ``data``; their last report is the final value). Non-finite values rank as the worst,
+    as everywhere in the package."""
+    out = []
+    for step in steps:
+        early, final = [], []
+        for i in fully_trained:
+            s, v = data.steps[int(i)], data.values[int(i)]
+            k = int(np.searchsorted(s, step, side="right")) - 1
+            if k < 0 or k == len(s) - 1:
+                continue
+            early.append(_finite(v[k]))
+            final.append(_finite(v[-1]))
+        out.append(_spearman(step, np.array(early), np.array(final)))
+    return out
+
+
+def _finite(value: float) -> float:
+    return float(value) if math.isfinite(value) and not math.isnan(value) else -math.inf
+
+
+def _spearman(step: int, early: np.ndarray, final: np.ndarray) -> Trust:
+    n = int(early.size)
+    if n < MIN_RUNS:
+        return Trust(step, math.nan, math.inf, n)
+    early, final = _worst_finite(early), _worst_finite(final)
+    if np.ptp(early) == 0.0 or np.ptp(final) == 0.0:
+        rho = 0.0
+    else:
+        rho = float(scipy.stats.spearmanr(early, final).statistic)
+    z_se = 1.06 / math.sqrt(n - 3)
+    # The standard error of rho from that of Fisher's z = atanh(rho), by the delta method.
+    se = z_se * (1.0 - min(rho * rho, 1.0 - 1e-12))
+    return Trust(step, rho, se, n)
+
+
+def _worst_finite(values: np.ndarray) -> np.ndarray:
+    """``-inf`` replaced by one less than the smallest finite value (the same ranks)."""
+    finite = values[np.isfinite(values)]
+    low = float(finite.min()) - 1.0 if finite.size else 0.0
+    return np.where(np.isfinite(values), values, low)
+
+
+def as_attribute(trust: list[Trust]) -> dict[str, list[float | int | None]]:
+    """The JSON form stored as the study's ``boil_fidelity_trust`` user attribute."""
+
+    def number(value: float) -> float | None:
+        return round(value, 4) if math.isfinite(value) else None
+
+    return {
+        "step": [t.step for t in trust],
+        "rho": [number(t.rho) for t in trust],
+        "se": [number(t.se) for t in trust],
+        "n": [t.n for t in trust],
+    }
