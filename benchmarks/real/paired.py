@@ -1,0 +1,131 @@
+"""Paired differences of two methods on a real task, seed by seed, at 25 / 50 / 75 / 100 %.
+
+For each checkpoint, the best COMPLETE trial (what ``study.best_trial`` returns) and the best value
+observed, as mean ± standard error over seeds of each method and of their difference (``a - b``,
+on the seeds both have), with the number of seeds on which ``a`` is better, level and worse; the
+re-evaluation of the recommended configuration on a fresh seed; decision overhead per trial.
+
+Example::
+
+    python -m benchmarks.real.paired --task cartpole --a boil --b random
+    python -m benchmarks.real.paired --task digits --a boil --b boil_before_split --md out.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmarks.real import _harness
+
+
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def _at(record: dict[str, Any], fraction: float) -> tuple[float, float | None]:
+    best, best_complete, _ = _harness.checkpoint(
+        record["events"], fraction * record["budget"], record["max_step"], record["direction"]
+    )
+    return best, best_complete
+
+
+def compare(records: list[dict[str, Any]], a: str, b: str) -> list[str]:
+    """Markdown lines comparing methods ``a`` and ``b`` on the seeds both have."""
+    by = {m: {r["seed"]: r for r in records if r["method"] == m} for m in (a, b)}
+    seeds = sorted(set(by[a]) & set(by[b]))
+    if not seeds:
+        raise SystemExit(f"no seed has both {a!r} and {b!r}")
+    sign = -1.0 if by[a][seeds[0]]["direction"] == "minimize" else 1.0
+    lines = [
+        f"{len(seeds)} paired seeds; differences are `{a} - {b}`; win / level / loss count "
+        f"seeds where `{a}` is better / equal / worse (no COMPLETE trial counts as worst).",
+        "",
+        f"| checkpoint | incumbent | {a} | {b} | difference | win / level / loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fraction in FRACTIONS:
+        for k, name in ((1, "best COMPLETE"), (0, "best observed")):
+            va, vb, diff, tally = [], [], [], [0, 0, 0]
+            for s in seeds:
+                x, y = _at(by[a][s], fraction)[k], _at(by[b][s], fraction)[k]
+                if x is not None:
+                    va.append(x)
+                if y is not None:
+                    vb.append(y)
+                if x is not None and y is not None:
+                    diff.append(x - y)
+                gx = -math.inf if x is None else sign * x
+                gy = -math.inf if y is None else sign * y
+                tally[0 if gx > gy else 1 if gx == gy else 2] += 1
+            cells = [_fmt(*_mean_se(v)) + _missing(len(seeds) - len(v)) for v in (va, vb)]
+            lines.append(
+                f"| {round(100 * fraction)} % | {name} | {cells[0]} | {cells[1]} | "
+                f"{_fmt(*_mean_se(diff), signed=True)} | {'/'.join(map(str, tally))} |"
+            )
+    for label, key in (("re-evaluated recommendation", "recommended_reeval"),):
+        va = [by[a][s][key] for s in seeds if by[a][s].get(key) is not None]
+        vb = [by[b][s][key] for s in seeds if by[b][s].get(key) is not None]
+        diff = [
+            by[a][s][key] - by[b][s][key]
+            for s in seeds
+            if by[a][s].get(key) is not None and by[b][s].get(key) is not None
+        ]
+        lines.append(
+            f"| end | {label} | {_fmt(*_mean_se(va))} | {_fmt(*_mean_se(vb))} | "
+            f"{_fmt(*_mean_se(diff), signed=True)} | |"
+        )
+    per_trial = {
+        m: _mean_se([by[m][s]["overhead_s"] / max(by[m][s]["n_trials"], 1) for s in seeds])[0]
+        for m in (a, b)
+    }
+    complete = {m: _mean_se([by[m][s]["n_complete"] for s in seeds])[0] for m in (a, b)}
+    lines += [
+        "",
+        f"Decision overhead per trial: {a} {per_trial[a]:.3f} s, {b} {per_trial[b]:.3f} s. "
+        f"COMPLETE trials per run: {a} {complete[a]:.1f}, {b} {complete[b]:.1f}.",
+    ]
+    return lines
+
+
+def _fmt(mean: float, se: float, signed: bool = False) -> str:
+    if math.isnan(mean):
+        return "-"
+    digits = 4 if abs(mean) < 1 and (math.isnan(se) or se < 1) else 1
+    body = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    return body if math.isnan(se) else f"{body} ± {se:.{digits}f}"
+
+
+def _missing(n: int) -> str:
+    return f" ({n} without)" if n else ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True, help="boosting, digits, cartpole, ...")
+    parser.add_argument("--a", required=True, help="method whose differences are reported")
+    parser.add_argument("--b", required=True, help="method it is compared with")
+    parser.add_argument("--file", type=Path, help="records (default results/real_<task>.jsonl)")
+    parser.add_argument("--md", type=Path, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    path = args.file or RESULTS / f"real_{args.task}.jsonl"
+    text = "\n".join(compare(_harness.load(path), args.a, args.b)) + "\n"
+    print(text, end="")
+    if args.md is not None:
+        args.md.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
