@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.real import paired
+
+
+def _record(method: str, seed: int, finals: list[float], reeval: float) -> dict[str, Any]:
+    """A maximised run of 4 full trainings of 10 steps (budget 40), one after the other."""
+    events = []
+    for trial, final in enumerate(finals):
+        for step in range(1, 11):
+            used = trial * 10 + step
+            events.append([used, 0.0, 0.0, trial, step, final * step / 10])
+    return {
+        "method": method,
+        "seed": seed,
+        "budget": 40,
+        "max_step": 10,
+        "direction": "maximize",
+        "events": events,
+        "recommended_reeval": reeval,
+        "overhead_s": 1.0,
+        "n_trials": 4,
+        "n_complete": 4,
+    }
+
+
+def test_paired_differences_and_tallies_per_checkpoint() -> None:
+    records = [
+        _record("a", 0, [1.0, 3.0, 2.0, 2.0], 2.5),
+        _record("b", 0, [2.0, 2.0, 2.0, 2.0], 2.0),
+        _record("a", 1, [1.0, 1.0, 1.0, 4.0], 3.0),
+        _record("b", 1, [1.0, 1.0, 1.0, 1.0], 1.0),
+        _record("b", 2, [5.0, 5.0, 5.0, 5.0], 5.0),  # no partner: left out
+    ]
+    lines = paired.compare(records, "a", "b")
+    assert lines[0].startswith("2 paired seeds")
+    rows = {(r.split("|")[1].strip(), r.split("|")[2].strip()): r for r in lines if "|" in r}
+    # At 25 % each run has one full training: a is 1 / 1, b is 2 / 1: -0.5 on average.
+    quarter = rows[("25 %", "best COMPLETE")].split("|")
+    assert quarter[5].strip() == "-0.5000 ± 0.5000" and quarter[6].strip() == "0/1/1"
+    # At the end a is 3 / 4 and b 2 / 1: +2 on average, a better on both seeds.
+    end = rows[("100 %", "best COMPLETE")].split("|")
+    assert end[5].strip() == "+2.0 ± 1.0" and end[6].strip() == "2/0/0"
+    reeval = rows[("end", "re-evaluated recommendation")].split("|")
+    assert reeval[5].strip() == "+1.2 ± 0.8"
