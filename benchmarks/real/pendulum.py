@@ -9,7 +9,7 @@ advantages with GAE (bootstrapping the truncated last state, on rewards scaled b
 separate two-layer 64-unit tanh MLPs; the policy's log standard deviation is a free parameter.
 Four hyperparameters: the actor's learning rate (log, 1e-5..1e-2), the critic's learning rate
 (log, 1e-5..1e-2), the discount ``gamma`` (0.8..0.999) and the GAE ``lambda`` (0.5..1.0). Good
-configurations reach about -200 within 300-500 episodes; about half of random ones stay below
+configurations reach about -200 within 300-500 episodes; more than half of random ones stay below
 -800 (too small a learning rate, too short a horizon). A trial trains for at most
 ``--max-episodes`` episodes (600 by default, 12-15 s on one core) and reports, every 20 episodes
 (two PPO iterations), the mean return of the last 20 episodes (steps 20, 40, ...). Every trained
