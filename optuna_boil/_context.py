@@ -110,7 +110,7 @@ class Settings:
     stale_after: float | None = 3600.0
     model: ModelConfig = field(default_factory=ModelConfig)
     # Continue a trial that reached its budget when that is worth more per unit of cost than a
-    # new configuration, valuing a fully trained configuration (see FittedModel.continuation).
+    # new configuration, valuing a fully trained configuration (see Policy.continuation).
     cash_in: bool = True
 
 

@@ -143,9 +143,10 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
     def _configure(self, **overrides: Any) -> BOILSampler:
         """Change settings that are not public (ablation switches for the benchmarks).
 
-        Keys are fields of :class:`~optuna_boil._model.model.ModelConfig` (``target``,
-        ``acquisition``, ``learn_compression``, ``augmentation``, ``cost_aware``,
-        ``max_gp_points``, ...) or of :class:`~optuna_boil._context.Settings` (``cash_in``).
+        Keys are fields of :class:`~optuna_boil._model.model.ModelConfig` (``learn_compression``,
+        ``augmentation``, ``cost_aware``, ``deliver_new``, ``deliver_best``, ``first_full``,
+        ``max_gp_points``, ...) or of :class:`~optuna_boil._context.Settings` (``cash_in``,
+        ``n_startup_trials``, ...).
         """
         model_fields = {f.name for f in dataclasses.fields(self._settings.model)}
         settings_fields = {f.name for f in dataclasses.fields(self._settings)} - {"model"}
