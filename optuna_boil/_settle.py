@@ -44,10 +44,11 @@ def settle(
     RUNNING trial holds the same configuration (the same decoded parameters, whatever its
     budget), this trial moves to its next-best candidate, publishes, and checks again: one
     configuration never runs twice at once (a retrain's label is written only once it is
-    settled, so it cannot exempt a run from the check). A finished trial clashes only when
-    this decision did not know it (it chose after the data was read) and it ran the same
-    configuration for the same budget; the finished runs in ``known`` are data the model
-    already has.
+    settled, so it cannot exempt a run from the check). A finished trial clashes when it ran
+    the same configuration for the same budget and this decision is not a labelled retrain
+    (``retrain_of``, set when the model knew a run of that configuration): such a run was
+    chosen after the data was read. ``known`` holds the choices the data already had, so that
+    only new or moved choices are added as pending runs.
     Of two trials that chose the same configuration, the one that published later sees the
     other in its check, so a duplicate cannot survive both checks whatever the timing; a
     trial that moves never returns to a point it has seen taken.
@@ -70,9 +71,10 @@ def settle(
             same = all(chosen.get(k) == v for k, v in params.items())
             if t.state == TrialState.RUNNING:
                 clash = clash or same
-            elif known.get(t.number) != key:
-                # Chosen (and finished) after this decision's data was read: the model did
-                # not know that run. Without BOILPruner every run is a full run.
+            elif decision.retrain_of is None:
+                # A finished run of this configuration for this budget that the decision does
+                # not train again on purpose: the model did not know it (it was chosen after
+                # the data was read). Without BOILPruner every run is a full run.
                 clash = clash or (same and (key[1] == decision.t or not enforced))
             # A trial may have moved since it was seen: condition on its new choice too.
             if seen.get(t.number) != key:

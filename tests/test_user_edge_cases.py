@@ -160,7 +160,13 @@ def int_study() -> optuna.Study:
     return study
 
 
-def _settle_at(study: optuna.Study, x: int, running: int | None, budget: int | None) -> int:
+def _settle_at(
+    study: optuna.Study,
+    x: int,
+    running: int | None,
+    budget: int | None,
+    retrain_of: int | None = None,
+) -> int:
     """Decide a new trial forced to ``x`` while a RUNNING trial holds ``running``; the ``x``
     :meth:`BOILSampler._settle` leaves it with."""
     if running is not None:
@@ -177,7 +183,7 @@ def _settle_at(study: optuna.Study, x: int, running: int | None, budget: int | N
     rng = np.random.RandomState(0)
     decision = Policy(fitted).suggest(rng)
     decision = dataclasses.replace(
-        decision, x=space.encode({"x": x}), t=budget or decision.t, retrain_of=None
+        decision, x=space.encode({"x": x}), t=budget or decision.t, retrain_of=retrain_of
     )
     sampler = study.sampler
     assert isinstance(sampler, BOILSampler)
@@ -202,7 +208,21 @@ def test_a_finished_trial_with_the_same_choice_is_no_clash(int_study: optuna.Stu
     assert finished and finished[0].state != TrialState.RUNNING
     x = int(finished[0].params["x"])
     budget = finished[0].user_attrs["boil_initial_budget"]
-    assert _settle_at(int_study, x, running=None, budget=budget) == x
+    # The policy labels a choice of a configuration it has data of as a retrain of that run.
+    retrain = _settle_at(int_study, x, running=None, budget=budget, retrain_of=finished[0].number)
+    assert retrain == x
+
+
+def test_a_finished_run_with_the_same_choice_but_no_retrain_label_is_a_clash(
+    int_study: optuna.Study,
+) -> None:
+    """The policy labels every choice of a configuration it has data of, so the same
+    configuration and budget as a finished run without the label means that run was chosen
+    (and finished) after this decision read the data: a duplicate (4 threads did that)."""
+    finished = [t for t in int_study.trials if _storage.get_published_params(t)]
+    x = int(finished[0].params["x"])
+    budget = finished[0].user_attrs["boil_initial_budget"]
+    assert _settle_at(int_study, x, running=None, budget=budget, retrain_of=None) != x
 
 
 # 6. A run that reached the full step and then failed --------------------------------------
