@@ -39,16 +39,15 @@ def settle(
     """Make sure no other running trial trains the same configuration meanwhile.
 
     After publishing, the study is read again; every published choice this decision did not
-    know (``known``: the choices published when the context was read; a trial may move to
-    another choice after that) is added as a pending run at its budget, and if another
+    know (not in ``known``) is added as a pending run at its budget, and if another
     RUNNING trial holds the same configuration (the same decoded parameters, whatever its
     budget), this trial moves to its next-best candidate, publishes, and checks again: one
     configuration never runs twice at once (a retrain's label is written only once it is
     settled, so it cannot exempt a run from the check). A finished trial clashes when it ran
-    the same configuration for the same budget and this decision is not a labelled retrain
-    (``retrain_of``, set when the model knew a run of that configuration): such a run was
-    chosen after the data was read. ``known`` holds the choices the data already had, so that
-    only new or moved choices are added as pending runs.
+    the same configuration for the same budget, unless this decision is a labelled retrain
+    (``retrain_of``) and ``known`` (the choices published when the context was read; a trial
+    may move to another choice after that) holds that run with this choice: a run chosen after
+    the data was read is a duplicate, a run the model trains again on purpose is not.
     Of two trials that chose the same configuration, the one that published later sees the
     other in its check, so a duplicate cannot survive both checks whatever the timing; a
     trial that moves never returns to a point it has seen taken.
@@ -71,10 +70,10 @@ def settle(
             same = all(chosen.get(k) == v for k, v in params.items())
             if t.state == TrialState.RUNNING:
                 clash = clash or same
-            elif decision.retrain_of is None:
-                # A finished run of this configuration for this budget that the decision does
-                # not train again on purpose: the model did not know it (it was chosen after
-                # the data was read). Without BOILPruner every run is a full run.
+            elif decision.retrain_of is None or known.get(t.number) != key:
+                # A finished run of this configuration for this budget is a duplicate unless the
+                # decision trains it again on purpose (a labelled retrain) and knew that run
+                # with this choice. Without BOILPruner every run is a full run.
                 clash = clash or (same and (key[1] == decision.t or not enforced))
             # A trial may have moved since it was seen: condition on its new choice too.
             if seen.get(t.number) != key:
