@@ -62,7 +62,8 @@ class KernelParams:
         inv_lt: ``1 / l_t`` of the step coordinate.
         outputscale: ``s``.
         late: Variance of the late term at the full budget.
-        is_cat: Which x coordinates are categorical, ``(d,)``.
+        cont: Column indices of the continuous x coordinates.
+        cat: Column indices of the categorical x coordinates.
         log_span: ``log(1 + t_hi - t_lo)``, to map ``u`` back to ``w``.
     """
 
@@ -70,7 +71,8 @@ class KernelParams:
     inv_lt: torch.Tensor
     outputscale: torch.Tensor
     late: torch.Tensor
-    is_cat: torch.Tensor
+    cont: torch.Tensor
+    cat: tuple[int, ...]
     log_span: float
 
     def detach(self) -> KernelParams:
@@ -99,24 +101,26 @@ def kernel(
     from one matrix product on the scaled continuous coordinates (``|a|^2 + |b|^2 - 2 a.b``)
     plus an equality test per categorical column.
     """
-    cat = p.is_cat
-    x1, x2 = X1[..., :-1], X2[..., :-1]
+    w1 = late_weight(X1[..., -1], p.log_span)
+    if diag and X1 is X2:  # k(x, x): no distance at all
+        return p.outputscale + p.late * w1.pow(2)
+    inv_ls2 = p.inv_ls.pow(2)
     if diag:
-        dx = x1 - x2
-        per_dim = torch.where(cat, (dx != 0).to(dx.dtype), dx.pow(2)) * p.inv_ls.pow(2)
-        sqx = per_dim.sum(-1)
+        dx = X1[..., :-1] - X2[..., :-1]
+        sqx = (dx.index_select(-1, p.cont).pow(2) * inv_ls2[p.cont]).sum(-1)
+        for c in p.cat:
+            sqx = sqx + (dx[..., c] != 0).to(dx.dtype) * inv_ls2[c]
         dt2 = (X1[..., -1] - X2[..., -1]).pow(2)
-        ww = late_weight(X1[..., -1], p.log_span) * late_weight(X2[..., -1], p.log_span)
+        ww = w1 * late_weight(X2[..., -1], p.log_span)
     else:
-        A = x1[:, ~cat] * p.inv_ls[~cat]
-        B = x2[:, ~cat] * p.inv_ls[~cat]
+        scale = p.inv_ls.index_select(0, p.cont)
+        A = X1.index_select(-1, p.cont) * scale
+        B = X2.index_select(-1, p.cont) * scale
         sqx = (A.pow(2).sum(-1, keepdim=True) + B.pow(2).sum(-1) - 2.0 * A @ B.T).clamp_min(0.0)
-        for c in torch.nonzero(cat).flatten().tolist():
-            differ = (x1[:, c : c + 1] != x2[:, c]).to(X1.dtype)
-            sqx = sqx + differ * p.inv_ls[c].pow(2)
+        for c in p.cat:
+            sqx = sqx + (X1[:, c : c + 1] != X2[:, c]).to(X1.dtype) * inv_ls2[c]
         dt2 = (X1[:, -1:] - X2[:, -1]).pow(2)
-        w1 = late_weight(X1[:, -1:], p.log_span)
-        ww = w1 * late_weight(X2[:, -1], p.log_span)
+        ww = w1.unsqueeze(-1) * late_weight(X2[:, -1], p.log_span)
     r = sqx.clamp_min(1e-36).sqrt()
     matern = (1.0 + _SQRT5 * r + (5.0 / 3.0) * sqx) * torch.exp(-_SQRT5 * r)
     return matern * (p.outputscale * torch.exp(-0.5 * dt2 * p.inv_lt.pow(2)) + p.late * ww)
@@ -137,6 +141,8 @@ class JointKernel(gpytorch.kernels.Kernel):
         d = int(is_categorical.size)
         self.log_span = float(log_span)
         self.register_buffer("is_cat", torch.as_tensor(is_categorical, dtype=torch.bool))
+        self._cont = torch.as_tensor(np.flatnonzero(~np.asarray(is_categorical, dtype=bool)))
+        self._cat = tuple(int(c) for c in np.flatnonzero(is_categorical))
         for name, shape in [("x_lengthscale", (d,)), ("t_lengthscale", (1,))]:
             self.register_parameter(f"raw_{name}", torch.nn.Parameter(torch.zeros(shape)))
             self.register_constraint(f"raw_{name}", Positive())
@@ -190,7 +196,8 @@ class JointKernel(gpytorch.kernels.Kernel):
             inv_lt=self.t_lengthscale[0].reciprocal(),
             outputscale=self.outputscale,
             late=self.late,
-            is_cat=self.is_cat,
+            cont=self._cont,
+            cat=self._cat,
             log_span=self.log_span,
         )
 
