@@ -10,9 +10,9 @@ Three stages:
    reverse-communication routine in lockstep, so that every round of requests costs one batched
    call of the acquisition, as one joint problem would; when that private routine is missing or
    has another signature, the runs go one after the other through ``scipy.optimize.minimize``.
-3. The refined points are rounded, and the best few are moved, one discrete coordinate at a
-   time, to their best neighbour while that improves the acquisition (integer, stepped and
-   categorical values that rounding after the fact would miss).
+3. The refined points are rounded and then moved, one discrete coordinate at a time, to their
+   best neighbour while that improves the acquisition (integer, stepped and categorical values
+   that rounding after the fact would miss).
 
 Every candidate seen is returned, best first, so that the caller can skip those it must not
 propose.
@@ -29,7 +29,6 @@ import torch
 
 
 _MAX_SWEEPS = 5  # Discrete moves per refined point at most (10 gained little, cost time).
-_N_DISCRETE = 3  # The best refined points that take discrete steps (all 8 cost 10 ms a search).
 
 
 def _finite_or_minus_inf(f: np.ndarray) -> np.ndarray:
@@ -353,8 +352,7 @@ def maximise(
             L-BFGS-B iterations of each local run.
         neighbours:
             One full row ``(D,) -> (k, D)`` rows that differ from it in one discrete coordinate.
-            When given, the best few refined points move to their best neighbour while that
-            improves them.
+            When given, every refined point moves to its best neighbour while that improves it.
         warm:
             Optional ``(w, D)`` extra starting rows (e.g. the previous decision's best). They are
             rounded and refined whatever their rank, unless their value is not finite.
@@ -388,8 +386,7 @@ def maximise(
         cache: dict[bytes, float] = {}
         for X_, f_ in zip(seen_X, seen_f, strict=True):
             cache.update(zip([row.tobytes() for row in X_], f_.tolist(), strict=True))
-        best = np.argsort(-_finite_or_minus_inf(f1), kind="stable")[:_N_DISCRETE]
-        N, fN = _discrete_step(acqf, round_fn, neighbours, refined[best], f1[best], cache)
+        N, fN = _discrete_step(acqf, round_fn, neighbours, refined, f1, cache)
         seen_X.append(N)
         seen_f.append(fN)
 
