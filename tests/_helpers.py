@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import math
+from typing import Any
 from typing import Literal
 
+import numpy as np
 import optuna
+from optuna.distributions import FloatDistribution
 
 from optuna_boil import BOILPruner
 from optuna_boil import BOILSampler
 from optuna_boil import get_budget
+from optuna_boil._model.model import CurveData
+from optuna_boil._model.search_space import SearchSpace
 
 
 MAX = 12
@@ -57,4 +62,40 @@ def boil_study(
         storage=storage,
         sampler=BOILSampler(seed=seed, n_startup_trials=4, **kwargs),  # type: ignore[arg-type]
         pruner=BOILPruner(min_resource=2, max_resource=max_resource),
+    )
+
+
+def space2() -> SearchSpace:
+    """Two floats in [0, 1] (the model tests' space)."""
+    return SearchSpace({"x0": FloatDistribution(0.0, 1.0), "x1": FloatDistribution(0.0, 1.0)})
+
+
+def quality(x: np.ndarray) -> np.ndarray:
+    """The final score of configurations of :func:`space2`: best at (0.3, 0.6)."""
+    return 1.0 - (x[:, 0] - 0.3) ** 2 - (x[:, 1] - 0.6) ** 2
+
+
+def curve_data(
+    x: np.ndarray,
+    lengths: Any,
+    running: np.ndarray | None = None,
+    budgets: np.ndarray | None = None,
+    costs: np.ndarray | None = None,
+    step0: int = 1,
+) -> CurveData:
+    """Deterministic curves ``quality(x) * (1 - exp(-t / 4))`` of the given lengths."""
+    n = len(x)
+    q = quality(x) if x.shape[1] == 2 else np.zeros(n)
+    steps, values = [], []
+    for i in range(n):
+        s = np.arange(step0, step0 + lengths[i], dtype=float)
+        steps.append(s)
+        values.append(q[i] * (1.0 - np.exp(-(s - step0 + 1) / 4.0)))
+    return CurveData(
+        x=np.asarray(x, dtype=float),
+        steps=steps,
+        values=values,
+        costs=np.full(n, np.nan) if costs is None else costs,
+        running=np.zeros(n, dtype=bool) if running is None else running,
+        budgets=np.full(n, np.nan) if budgets is None else budgets,
     )

@@ -9,7 +9,6 @@ import inspect
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution
-from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 import pytest
 import torch
@@ -20,6 +19,9 @@ from optuna_boil._model.model import CurveData
 from optuna_boil._model.model import ModelConfig
 from optuna_boil._model.search_space import SearchSpace
 from optuna_boil._policy import Policy
+from tests._helpers import curve_data
+from tests._helpers import quality
+from tests._helpers import space2
 
 
 torch.set_num_threads(1)
@@ -30,38 +32,12 @@ FAST = ModelConfig(
 )
 
 
-def _space2():
-    return SearchSpace({"x0": FloatDistribution(0.0, 1.0), "x1": FloatDistribution(0.0, 1.0)})
-
-
 def _grid_space():
     return SearchSpace({"c": CategoricalDistribution(["a", "b"]), "i": IntDistribution(1, 3)})
 
 
-def _quality(x):
-    return 1.0 - (x[:, 0] - 0.3) ** 2 - (x[:, 1] - 0.6) ** 2
-
-
-def _data(x, lengths, running=None, budgets=None, step0=1):
-    n = len(x)
-    q = _quality(x) if x.shape[1] == 2 else np.zeros(n)
-    steps, values = [], []
-    for i in range(n):
-        s = np.arange(step0, step0 + lengths[i], dtype=float)
-        steps.append(s)
-        values.append(q[i] * (1.0 - np.exp(-(s - step0 + 1) / 4.0)))
-    return CurveData(
-        x=np.asarray(x, dtype=float),
-        steps=steps,
-        values=values,
-        costs=np.full(n, np.nan),
-        running=np.zeros(n, dtype=bool) if running is None else running,
-        budgets=np.full(n, np.nan) if budgets is None else budgets,
-    )
-
-
 def _fit(data, cfg=FAST, space=None, seed=0):
-    space = _space2() if space is None else space
+    space = space2() if space is None else space
     fm = BOILModel(space, T_LO, T_HI, cfg).fit(data, np.random.RandomState(seed))
     return fm, Policy(fm)
 
@@ -120,7 +96,7 @@ def test_suggest_never_repeats_observed_runs():
 def test_a_configuration_seen_before_names_the_trial_it_repeats():
     space = _grid_space()
     x = space.encode_many([{"c": c, "i": i} for c in "ab" for i in (1, 2, 3)])
-    data = _data(x, np.array([3, 5, 3, 4, 3, 2]))  # every configuration seen, none to the end
+    data = curve_data(x, np.array([3, 5, 3, 4, 3, 2]))  # every configuration seen, none to the end
     data.numbers = np.array([7, 3, 9, 4, 8, 2])
     _, policy = _fit(data, space=space)
     for seed in range(3):
@@ -135,7 +111,7 @@ def test_suggest_respects_pending_budgets():
     lengths = np.array([2, 2, 2, 2, 2, 2])
     running = np.array([True, True, True, True, True, False])
     budgets = np.array([20.0, 20.0, 20.0, 20.0, 20.0, np.nan])
-    data = _data(x, lengths, running=running, budgets=budgets)
+    data = curve_data(x, lengths, running=running, budgets=budgets)
     _, policy = _fit(data, space=space)
     for seed in range(3):
         d = policy.suggest(np.random.RandomState(seed))
@@ -146,7 +122,7 @@ def test_suggest_respects_pending_budgets():
 def test_pending_runs_added_while_deciding_count_as_observed():
     space = _grid_space()
     x = space.encode_many([{"c": c, "i": i} for c in "ab" for i in (1, 2, 3)])
-    fm, policy = _fit(_data(x, np.full(6, 2)), space=space)
+    fm, policy = _fit(curve_data(x, np.full(6, 2)), space=space)
     assert policy.observed_until(x[4]) == 2.0
     assert policy.observed_until(x[4], exclude=4) == -np.inf
     fm.add_pending(x[4], 15)
@@ -157,7 +133,7 @@ def test_pending_runs_added_while_deciding_count_as_observed():
 def test_fixed_seed_gives_identical_decisions():
     rng = np.random.RandomState(2)
     x = rng.uniform(size=(10, 2))
-    data = _data(x, rng.randint(2, 21, 10))
+    data = curve_data(x, rng.randint(2, 21, 10))
     out = []
     for _ in range(2):
         fm, policy = _fit(data, seed=5)
@@ -169,7 +145,7 @@ def test_fixed_seed_gives_identical_decisions():
 def test_budget_for_a_given_configuration():
     rng = np.random.RandomState(2)
     x = rng.uniform(size=(8, 2))
-    fm, policy = _fit(_data(x, rng.randint(2, 21, 8)))
+    fm, policy = _fit(curve_data(x, rng.randint(2, 21, 8)))
     given = np.array([0.25, 0.55])
     d = policy.budget_for(given, np.random.RandomState(0))
     np.testing.assert_allclose(d.x, given)
@@ -182,7 +158,7 @@ def test_continuation():
     rng = np.random.RandomState(3)
     x = rng.uniform(size=(8, 2))
     lengths = np.array([20, 5, 8, 12, 3, 20, 6, 10])
-    _, policy = _fit(_data(x, lengths), seed=3)
+    _, policy = _fit(curve_data(x, lengths), seed=3)
     done = policy.continuation(0, 20.0, np.random.RandomState(0))
     assert done.extend_to is None and done.log_value == -np.inf
     assert policy.continuation(5, 25.0, np.random.RandomState(0)).extend_to is None
@@ -200,7 +176,7 @@ def test_continuation():
 def test_continuation_trains_the_best_configuration_to_the_end():
     """Nothing is fully trained and one configuration is clearly best: train it to T."""
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
-    data = _data(x, np.full(6, 8))
+    data = curve_data(x, np.full(6, 8))
     fm, policy = _fit(data)
     best = int(np.argmax([v[-1] for v in data.values]))
     c = policy.continuation(best, 8.0, np.random.RandomState(0))
@@ -212,9 +188,9 @@ def test_continuation_trains_the_best_configuration_to_the_end():
 
 def test_delivery_is_measured_against_the_best_fully_trained_configuration():
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
-    none_full, _ = _fit(_data(x, np.full(6, 8)))
+    none_full, _ = _fit(curve_data(x, np.full(6, 8)))
     lengths = np.array([T_HI, 8, 8, 8, 8, 8])  # the best configuration is fully trained
-    best_full, policy = _fit(_data(x, lengths))
+    best_full, policy = _fit(curve_data(x, lengths))
     assert list(best_full.fully_trained()) == [0]
     assert best_full.delivered > none_full.delivered
     # Once the best is delivered, a poor configuration is not worth training to the end.
@@ -224,7 +200,7 @@ def test_delivery_is_measured_against_the_best_fully_trained_configuration():
 
 def test_recommend_best_curve():
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
-    data = _data(x, np.full(6, 20))
+    data = curve_data(x, np.full(6, 20))
     _, policy = _fit(data)
     idx, value, std = policy.recommend()
     assert idx == 0 and std >= 0
@@ -236,7 +212,7 @@ def test_recommend_on_a_sparse_report_grid():
     """Reports every 7 steps up to 52 end at 49: such a run is fully trained and recommended."""
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9]])
     steps = [np.arange(7.0, 50.0, 7.0), np.array([7.0, 14.0]), np.array([7.0]), np.array([7.0])]
-    q = _quality(x)
+    q = quality(x)
     data = CurveData(
         x=x,
         steps=steps,
@@ -245,7 +221,7 @@ def test_recommend_on_a_sparse_report_grid():
         running=np.zeros(4, dtype=bool),
         budgets=np.full(4, np.nan),
     )
-    fm = BOILModel(_space2(), 1, 52, FAST).fit(data, np.random.RandomState(0))
+    fm = BOILModel(space2(), 1, 52, FAST).fit(data, np.random.RandomState(0))
     assert fm.model.step_interval == 7
     assert list(fm.fully_trained()) == [0]
     assert Policy(fm).recommend()[0] == 0
@@ -257,7 +233,7 @@ def test_a_failed_run_at_the_full_budget_is_not_fully_trained():
     end."""
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
     lengths = np.array([T_HI, 8, 8, T_HI, 8, 8])
-    data = _data(x, lengths)  # x[0] is the best configuration of this quality
+    data = curve_data(x, lengths)  # x[0] is the best configuration of this quality
     fm, policy = _fit(data)
     assert list(fm.fully_trained()) == [0, 3] and policy.recommend()[0] == 0
     data.failed = np.array([True, False, False, False, False, False])
@@ -266,7 +242,7 @@ def test_a_failed_run_at_the_full_budget_is_not_fully_trained():
     assert policy.recommend()[0] == 3
     assert not policy.needs_full_run()
     # Only the failed run reached the end: nothing is fully trained yet.
-    data = _data(x, np.array([T_HI, 8, 8, 8, 8, 8]))
+    data = curve_data(x, np.array([T_HI, 8, 8, 8, 8, 8]))
     data.failed = np.array([True, False, False, False, False, False])
     fm, policy = _fit(data)
     assert fm.fully_trained().size == 0 and policy.needs_full_run()
@@ -319,14 +295,14 @@ def test_uninformative_short_runs_lead_to_a_longer_budget(seed):
         budgets=np.full(n, np.nan),
     )
     # The acquisition's own budget (``first_full`` would make the first one full anyway).
-    model = BOILModel(_space2(), t_lo, t_hi, ModelConfig(first_full=False), t_new_lo=short)
+    model = BOILModel(space2(), t_lo, t_hi, ModelConfig(first_full=False), t_new_lo=short)
     fitted = model.fit(data, np.random.RandomState(seed))
     assert Policy(fitted).suggest(np.random.RandomState(seed)).t > 40
 
 
 def test_deliver_new_trains_a_new_configuration_fully_only_when_delivery_wins():
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
-    data = _data(x, np.full(6, 4))
+    data = curve_data(x, np.full(6, 4))
     cfg = dataclasses.replace(FAST, max_gp_points=200, deliver_new=True, first_full=False)
     fm, policy = _fit(data, cfg)
     d = policy.suggest(np.random.RandomState(1))
@@ -342,10 +318,10 @@ def test_deliver_best_trains_again_the_best_configuration_seen():
     rng = np.random.RandomState(0)
     x = rng.uniform(size=(10, 2))
     lengths = np.full(10, 6)
-    best = int(np.argmax(_quality(x)))
+    best = int(np.argmax(quality(x)))
     lengths[best] = T_HI  # the best is fully trained: the next one is delivered
     cfg = dataclasses.replace(FAST, deliver_best=True)
-    fm, policy = _fit(_data(x, lengths), cfg)
+    fm, policy = _fit(curve_data(x, lengths), cfg)
     found = policy._best_delivery()
     assert found is not None
     row, value = found
@@ -359,7 +335,7 @@ def test_deliver_best_trains_again_the_best_configuration_seen():
     assert second is not None and np.max(np.abs(second[0] - row)) >= 0.05
     assert second[1] <= value + 1e-9
     # The trial a retraining repeats is the longest run of that configuration.
-    data = _data(np.vstack([x, x[:1]]), np.append(lengths, 9))
+    data = curve_data(np.vstack([x, x[:1]]), np.append(lengths, 9))
     data.numbers = np.arange(11) + 100
     _, policy = _fit(data, cfg)
     assert policy.earlier_run(x[0]) == (100 if lengths[0] > 9 else 110)
@@ -382,7 +358,7 @@ def test_first_full_trains_a_configuration_fully_while_none_is():
         fm, policy = _fit(data, cfg)
         return fm, policy, policy.suggest(np.random.RandomState(1))
 
-    data = _data(x, np.full(8, 2))
+    data = curve_data(x, np.full(8, 2))
     _, _, free = suggest(data, False)
     assert free.t < T_HI  # what the acquisition alone picks on these short curves
     fm, policy, forced = suggest(data, True)
@@ -397,11 +373,11 @@ def test_first_full_trains_a_configuration_fully_while_none_is():
     # A running trial is already budgeted to the end: no second full run is forced.
     running = np.zeros(9, dtype=bool)
     running[8] = True
-    pending = _data(np.vstack([x, rng.uniform(size=(1, 2))]), np.append(np.full(8, 2), 1),
+    pending = curve_data(np.vstack([x, rng.uniform(size=(1, 2))]), np.append(np.full(8, 2), 1),
                     running=running, budgets=np.where(running, float(T_HI), np.nan))  # fmt: skip
     assert suggest(pending, True)[2].t < T_HI
     # A configuration is fully trained: nothing is forced.
-    done = _data(np.vstack([x, rng.uniform(size=(1, 2))]), np.append(np.full(8, 2), T_HI))
+    done = curve_data(np.vstack([x, rng.uniform(size=(1, 2))]), np.append(np.full(8, 2), T_HI))
     assert suggest(done, True)[2].t == suggest(done, False)[2].t
 
 
@@ -413,12 +389,12 @@ def test_parallel_runs_never_train_one_configuration_fully_twice():
     x = rng.uniform(size=(10, 2))
     x[3] = [0.3, 0.6]  # the best configuration of this quality
     cfg = dataclasses.replace(FAST, deliver_best=True)
-    _, policy = _fit(_data(x, np.full(10, 6)), cfg)
+    _, policy = _fit(curve_data(x, np.full(10, 6)), cfg)
     assert policy.continuation(3, 6.0, np.random.RandomState(0)).extend_to == T_HI
     found = policy._best_delivery()
     assert found is not None and np.allclose(found[0], x[3])
     # Another worker trains x[3] again to the full budget (running, nothing reported yet).
-    data = _data(np.vstack([x, x[3:4]]), np.append(np.full(10, 6), 0))
+    data = curve_data(np.vstack([x, x[3:4]]), np.append(np.full(10, 6), 0))
     data.running[10], data.budgets[10] = True, T_HI
     _, policy = _fit(data, cfg)
     c = policy.continuation(3, 6.0, np.random.RandomState(0))
@@ -427,7 +403,7 @@ def test_parallel_runs_never_train_one_configuration_fully_twice():
     # x[3]'s first run is still running, short of its decision point: no second run of it.
     running = np.zeros(10, dtype=bool)
     running[3] = True
-    data = _data(x, np.full(10, 6), running=running, budgets=np.where(running, 8.0, np.nan))
+    data = curve_data(x, np.full(10, 6), running=running, budgets=np.where(running, 8.0, np.nan))
     _, policy = _fit(data, cfg)
     found = policy._best_delivery()
     assert found is not None and not np.allclose(found[0], x[3])

@@ -1,7 +1,6 @@
 import math
 
 import numpy as np
-from optuna.distributions import FloatDistribution
 import pytest
 from scipy.stats import norm
 import torch
@@ -11,7 +10,9 @@ from optuna_boil._model.gp import kernel
 from optuna_boil._model.model import BOILModel
 from optuna_boil._model.model import CurveData
 from optuna_boil._model.model import ModelConfig
-from optuna_boil._model.search_space import SearchSpace
+from tests._helpers import curve_data
+from tests._helpers import quality
+from tests._helpers import space2
 
 
 torch.set_num_threads(1)
@@ -22,32 +23,6 @@ FAST = ModelConfig(
 )
 
 
-def _space2():
-    return SearchSpace({"x0": FloatDistribution(0.0, 1.0), "x1": FloatDistribution(0.0, 1.0)})
-
-
-def _quality(x):
-    return 1.0 - (x[:, 0] - 0.3) ** 2 - (x[:, 1] - 0.6) ** 2
-
-
-def _data(x, lengths, running=None, budgets=None, costs=None, step0=1):
-    n = len(x)
-    q = _quality(x) if x.shape[1] == 2 else np.zeros(n)
-    steps, values = [], []
-    for i in range(n):
-        s = np.arange(step0, step0 + lengths[i], dtype=float)
-        steps.append(s)
-        values.append(q[i] * (1.0 - np.exp(-(s - step0 + 1) / 4.0)))
-    return CurveData(
-        x=np.asarray(x, dtype=float),
-        steps=steps,
-        values=values,
-        costs=np.full(n, np.nan) if costs is None else costs,
-        running=np.zeros(n, dtype=bool) if running is None else running,
-        budgets=np.full(n, np.nan) if budgets is None else budgets,
-    )
-
-
 def _rows(fm, x, ts):
     return torch.from_numpy(np.column_stack([np.tile(x, (len(ts), 1)), fm.model.scale_t(ts)]))
 
@@ -55,7 +30,7 @@ def _rows(fm, x, ts):
 def test_cost_in_steps_divides_the_value_by_steps():
     rng = np.random.RandomState(0)
     x = rng.uniform(size=(8, 2))
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, rng.randint(3, 21, 8)), rng)
+    fm = BOILModel(space2(), T_LO, T_HI, FAST).fit(curve_data(x, rng.randint(3, 21, 8)), rng)
     ts = np.array([1.0, 5.0, 20.0])
     X = _rows(fm, [0.4, 0.4], ts)
     got = np.array([fm.acquisition(np.array([0.4, 0.4]), t) for t in ts])
@@ -78,8 +53,8 @@ def test_cost_in_steps_divides_the_value_by_steps():
 def test_steps_from_zero_count_one_more_step():
     rng = np.random.RandomState(0)
     x = rng.uniform(size=(6, 2))
-    model = BOILModel(_space2(), 0, 19, FAST)
-    fm = model.fit(_data(x, np.full(6, 10), step0=0), rng)
+    model = BOILModel(space2(), 0, 19, FAST)
+    fm = model.fit(curve_data(x, np.full(6, 10), step0=0), rng)
     assert fm.offset == 1.0
     X = torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64)
     with torch.no_grad():
@@ -100,10 +75,10 @@ def test_cost_decides_how_long_not_which_configuration():
     x = np.vstack([half, np.column_stack([1.0 - half[:, 0], half[:, 1]])])
     lengths = np.tile(rng.randint(4, 21, 5), 2)
     costs = np.exp(2.0 * x[:, 0]) * lengths + 0.5
-    data = _data(x, lengths, costs=costs)
+    data = curve_data(x, lengths, costs=costs)
     q = 1.0 - (x[:, 1] - 0.6) ** 2  # quality independent of x0 keeps the symmetry
     data.values = [q[i] * (1 - np.exp(-s / 4.0)) for i, s in enumerate(data.steps)]
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST, cost_in_steps=False).fit(data, rng)
+    fm = BOILModel(space2(), T_LO, T_HI, FAST, cost_in_steps=False).fit(data, rng)
     X = torch.tensor([[0.2, 0.5, 0.6], [0.8, 0.5, 0.6]], dtype=torch.float64)
     t = float(fm.model.unscale_t_torch(torch.tensor(0.6, dtype=torch.float64)))
     with torch.no_grad():
@@ -123,7 +98,7 @@ def test_cost_decides_how_long_not_which_configuration():
 def test_predict_and_to_metric_units():
     rng = np.random.RandomState(6)
     x = rng.uniform(size=(8, 2))
-    q = _quality(x)
+    q = quality(x)
     # One report each, at the full budget: the compression of a one-point curve is its value.
     data = CurveData(
         x=x,
@@ -134,7 +109,7 @@ def test_predict_and_to_metric_units():
         budgets=np.full(8, np.nan),
     )
     fm = BOILModel(
-        _space2(),
+        space2(),
         T_LO,
         T_HI,
         ModelConfig(n_samples=64, n_local=1, n_random_restarts=0, augmentation=False),
@@ -157,9 +132,9 @@ def test_gp_size_capped():
     budgets = np.full(n, np.nan)
     budgets[-4:] = 20.0
     lengths[-4:] = np.minimum(lengths[-4:], 5)
-    data = _data(x, lengths, running=running, budgets=budgets)
+    data = curve_data(x, lengths, running=running, budgets=budgets)
     cfg = ModelConfig(n_samples=64, n_local=1, n_random_restarts=0, max_gp_points=30)
-    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, rng)
+    fm = BOILModel(space2(), T_LO, T_HI, cfg).fit(data, rng)
     assert len(fm.points) <= 30
     assert fm.n_real <= 30
     assert fm.gp.train_inputs[0].shape[0] == len(fm.points)
@@ -175,7 +150,7 @@ def test_gp_size_capped():
 def test_add_pending_conditions_the_posterior_on_the_run():
     rng = np.random.RandomState(9)
     x = rng.uniform(size=(6, 2))
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, np.full(6, 5)), rng)
+    fm = BOILModel(space2(), T_LO, T_HI, FAST).fit(curve_data(x, np.full(6, 5)), rng)
     new = np.array([0.55, 0.45])
     mean0, std0 = fm.predict(new[None], np.array([T_HI]))
     n0 = fm.posterior.X.shape[0]
@@ -194,7 +169,7 @@ def test_add_pending_conditions_the_posterior_on_the_run():
 def test_search_returns_candidates_best_first():
     rng = np.random.RandomState(10)
     x = rng.uniform(size=(8, 2))
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, rng.randint(2, 21, 8)), rng)
+    fm = BOILModel(space2(), T_LO, T_HI, FAST).fit(curve_data(x, rng.randint(2, 21, 8)), rng)
     X, T, F = fm.search(np.random.RandomState(0))
     assert X.shape[1] == 2 and len(X) == len(T) == len(F) > 1
     assert np.all(np.diff(F) <= 0)
@@ -211,9 +186,9 @@ def test_search_returns_candidates_best_first():
 def test_augmentation_adds_points_within_room():
     rng = np.random.RandomState(7)
     x = rng.uniform(size=(6, 2))
-    data = _data(x, np.full(6, 20))
+    data = curve_data(x, np.full(6, 20))
     cfg = ModelConfig(n_samples=64, n_local=1, n_random_restarts=0, max_augmented=5)
-    fm = BOILModel(_space2(), T_LO, T_HI, cfg).fit(data, rng)
+    fm = BOILModel(space2(), T_LO, T_HI, cfg).fit(data, rng)
     assert fm.n_real == 6
     assert 1 <= fm.n_augmented <= 5
     for _, length in fm.points[6:]:
@@ -224,7 +199,7 @@ def test_augmentation_adds_points_within_room():
 def test_acquisition_at_the_full_budget_consistent_with_acquisition_module():
     rng = np.random.RandomState(8)
     x = rng.uniform(size=(6, 2))
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, np.full(6, 10)), rng)
+    fm = BOILModel(space2(), T_LO, T_HI, FAST).fit(curve_data(x, np.full(6, 10)), rng)
     X = torch.tensor([[0.1, 0.2, 1.0]], dtype=torch.float64)
     with torch.no_grad():
         # At t_hi the run is the final score itself: correlation 1.
@@ -247,9 +222,9 @@ def test_fit_requires_data():
         budgets=np.full(2, np.nan),
     )
     with pytest.raises(ValueError):
-        BOILModel(_space2(), T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
+        BOILModel(space2(), T_LO, T_HI, FAST).fit(data, np.random.RandomState(0))
     with pytest.raises(ValueError):
-        BOILModel(_space2(), 5, 4)
+        BOILModel(space2(), 5, 4)
 
 
 def _posterior(fm, X):
@@ -269,7 +244,7 @@ def _posterior(fm, X):
 def test_final_budget_acquisition_matches_its_formula():
     rng = np.random.RandomState(0)
     x = rng.uniform(size=(8, 2))
-    fm = BOILModel(_space2(), T_LO, T_HI, FAST).fit(_data(x, rng.randint(3, 21, 8)), rng)
+    fm = BOILModel(space2(), T_LO, T_HI, FAST).fit(curve_data(x, rng.randint(3, 21, 8)), rng)
     ts = np.array([1.0, 5.0, 12.0, 20.0])
     X = _rows(fm, [0.4, 0.7], ts)
     got = np.array([fm.acquisition(np.array([0.4, 0.7]), t) for t in ts])
@@ -294,12 +269,12 @@ def test_final_budget_acquisition_matches_its_formula():
 
 def test_delivered_incumbent_is_the_best_fully_trained_configuration():
     x = np.array([[0.3, 0.6], [0.9, 0.1], [0.0, 0.0], [0.6, 0.9], [0.1, 0.3], [0.95, 0.95]])
-    none_full = BOILModel(_space2(), T_LO, T_HI, FAST).fit(
-        _data(x, np.full(6, 8)), np.random.RandomState(0)
+    none_full = BOILModel(space2(), T_LO, T_HI, FAST).fit(
+        curve_data(x, np.full(6, 8)), np.random.RandomState(0)
     )
     lengths = np.array([8, 8, 8, T_HI, T_HI, 8])
-    some_full = BOILModel(_space2(), T_LO, T_HI, FAST).fit(
-        _data(x, lengths), np.random.RandomState(0)
+    some_full = BOILModel(space2(), T_LO, T_HI, FAST).fit(
+        curve_data(x, lengths), np.random.RandomState(0)
     )
     for fm, rows in ((none_full, np.arange(6)), (some_full, np.array([3, 4]))):
         X = torch.from_numpy(np.column_stack([x[rows], np.ones(len(rows))]))
