@@ -6,7 +6,8 @@ that configuration fully trained is worth more (``deliver_new``), or while nothi
 trained yet (``first_full``); an observed configuration trained again from the start when its
 full training is worth most (``deliver_best``). The pruner asks :meth:`Policy.continuation` when
 a trial reaches its budget: train it on to the full budget, or stop. Configurations are compared
-by the parameters they decode to (:meth:`~optuna_boil._model.search_space.SearchSpace.same`).
+parameter by parameter (:meth:`~optuna_boil._model.search_space.SearchSpace.same`: the same
+choice or grid point, floats within a thousandth of their range).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class Policy:
     # Which runs exist --------------------------------------------------------------------------
 
     def same(self, x: np.ndarray) -> np.ndarray:
-        """Mask of the runs whose configuration decodes to the same parameters as ``x``."""
+        """Mask of the runs whose configuration is the same as ``x`` (:meth:`SearchSpace.same`)."""
         return self.model.space.same(self.data.x, x)
 
     def observed_until(self, x: np.ndarray, exclude: int | None = None) -> float:

@@ -40,7 +40,7 @@ def settle(
 
     After publishing, the study is read again; every published choice this decision did not
     know (not in ``known``) is added as a pending run at its budget, and if another
-    RUNNING trial holds the same configuration (the same decoded parameters, whatever its
+    RUNNING trial holds the same configuration (:meth:`SearchSpace.same`, whatever its
     budget), this trial moves to its next-best candidate, publishes, and checks again: one
     configuration never runs twice at once (a retrain's label is written only once it is
     settled, so it cannot exempt a run from the check). A finished trial clashes when it ran
@@ -56,7 +56,6 @@ def settle(
     seen = dict(known)
     for _ in range(MAX_RECHECKS):
         clash = False
-        params = space.decode(decision.x)
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
             chosen = _storage.get_published_params(t)
             if t.number == trial.number or not chosen:  # random choices, or undecided
@@ -67,7 +66,7 @@ def settle(
                 continue
             budget = _storage.get_budget(t)
             key = choice(t)
-            same = all(chosen.get(k) == v for k, v in params.items())
+            same = bool(space.same(x[None], decision.x)[0])
             if t.state == TrialState.RUNNING:
                 clash = clash or same
             elif decision.retrain_of is None or known.get(t.number) != key:

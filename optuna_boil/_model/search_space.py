@@ -24,6 +24,8 @@ from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 
 
+SAME_FLOAT = 1e-3  # Continuous floats closer than this (unit cube) are one configuration.
+
 class SearchSpace:
     """Encoder of a fixed set of Optuna distributions.
 
@@ -131,11 +133,13 @@ class SearchSpace:
         return self._to_unit(i, raw)
 
     def same(self, X: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Which rows of ``X`` decode to the same parameters as ``x``.
+        """Which rows of ``X`` are the same configuration as ``x``.
 
         Categorical coordinates match on their (rounded) choice index, integer and stepped ones on
-        their grid point, continuous floats within ``1e-9`` in the unit cube. Unlike a distance
-        threshold in the unit cube, neighbouring grid points never match, however wide the range.
+        their grid point (neighbouring grid points never match, however wide the range),
+        continuous floats within ``SAME_FLOAT`` (a thousandth of the range, in the unit cube):
+        runs that close are the same training for any practical purpose, and parallel workers
+        must not spend two runs on them.
 
         Args:
             X: Encoded vectors, shape ``(n, dim)`` (``n`` may be 0).
@@ -156,7 +160,7 @@ class SearchSpace:
             elif self._is_grid[i]:
                 mask &= self._grid_index(i, X[:, i]) == self._grid_index(i, x[i : i + 1])
             else:
-                mask &= np.abs(X[:, i] - x[i]) <= 1e-9
+                mask &= np.abs(X[:, i] - x[i]) <= SAME_FLOAT
         return mask
 
     def neighbours(self, x: np.ndarray) -> np.ndarray:

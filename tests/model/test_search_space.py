@@ -163,13 +163,17 @@ def test_same_stepped_float_and_categorical():
     assert space.same(jittered[None], a)[0]
 
 
-def test_same_continuous_float_uses_tiny_tolerance():
+def test_same_continuous_float_within_a_thousandth_of_the_range():
     space = SearchSpace(
         {"f": FloatDistribution(0.0, 1.0), "g": FloatDistribution(1e-5, 1.0, log=True)}
     )
     x = np.array([0.3, 0.7])
-    X = np.array([[0.3, 0.7], [0.3 + 1e-10, 0.7], [0.3 + 1e-6, 0.7], [0.3, 0.7 - 1e-6]])
+    near, far = 0.9e-3, 1.1e-3
+    X = np.array([[0.3, 0.7], [0.3 + near, 0.7], [0.3 + far, 0.7], [0.3, 0.7 - far]])
     np.testing.assert_array_equal(space.same(X, x), [True, True, False, False])
+    # Integers of a wide range are 2e-4 apart in the unit cube, and never the same.
+    wide = SearchSpace({"i": IntDistribution(1, 5000)})
+    assert not wide.same(wide.encode({"i": 2})[None], wide.encode({"i": 3}))[0]
 
 
 def test_same_accepts_no_rows():
