@@ -26,6 +26,7 @@ from optuna.distributions import IntDistribution
 
 SAME_FLOAT = 1e-3  # Continuous floats closer than this (unit cube) are one configuration.
 
+
 class SearchSpace:
     """Encoder of a fixed set of Optuna distributions.
 
