@@ -408,7 +408,7 @@ def publish_decision(
         _storage.set_user(study, tid, _storage.USER_LOG_ACQ, float(decision.log_acq))
 
 
-_trust_written: dict[tuple[int, int], int] = {}
+_trust_written: dict[tuple[int, int, str], int] = {}
 
 
 def publish_trust(study: Study, fitted: FittedModel) -> None:
@@ -416,7 +416,7 @@ def publish_trust(study: Study, fitted: FittedModel) -> None:
     ``boil_fidelity_trust`` user attribute, when the number of fully trained runs changed since
     this process last wrote it."""
     full = fitted.fully_trained()
-    key = (id(study._storage), study._study_id)
+    key = (id(study._storage), study._study_id, study.study_name)
     if _trust_written.get(key) == full.size:
         return
     _trust_written[key] = full.size

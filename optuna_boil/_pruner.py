@@ -160,10 +160,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
             _storage.set_user(study, trial._trial_id, _storage.USER_STOP, stop)
             get_logger().info(f"Trial {trial.number} stops at step {step}: {stop}.")
             return True
-        get_logger().info(
-            f"Trial {trial.number} continues from step {step} to step {stop}: having it trained "
-            "to the end is worth more than a new run."
-        )
+        get_logger().info(f"Trial {trial.number} continues from step {step} to step {stop}.")
         extensions = _storage.get_extensions(trial) + 1
         tid = trial._trial_id
         _storage.set_system(study, tid, _storage.BUDGET, stop)
