@@ -13,7 +13,10 @@ value]``; the metrics a user sees at 25 / 50 / 100 % of the budget are computed 
 the number of COMPLETE trials. Wall time is split into training time (inside the task's training
 code) and optimiser overhead (everything else: ``suggest_*``, ``should_prune``, bookkeeping).
 The optuna-boil method also receives each trial's cumulative training seconds through
-``optuna_boil.report_cost`` after every report, so it weighs budgets by real cost.
+``optuna_boil.report_cost`` after every report, so it weighs budgets by real cost. From the same
+log, :func:`waste` counts the full trainings of a run and the budget spent on those whose curve
+stayed at the worst value early on; optuna-boil runs also record their model fits and the
+study's fidelity trust at the end.
 
 At the end, each method's recommended configuration (``optuna_boil.recommend`` for optuna-boil,
 otherwise ``study.best_trial``, falling back to the best last report of the longest trials) is
@@ -250,6 +253,65 @@ def checkpoint(
     return best, (_best(complete, direction) if complete else None), len(complete)
 
 
+STUCK_PREFIX = 0.3  # a stuck trial stays at the worst value for this share of the full training
+STUCK_TOLERANCE = 0.02  # "at the worst value": within this share of the run's value range
+
+
+def waste(record: dict[str, Any]) -> dict[str, float]:
+    """Full trainings of a run and the budget they wasted on curves stuck at the worst value.
+
+    Computed from the record's ``events`` only (so it works for records of every version). A
+    trial is *stuck* when every value it reported at steps up to ``STUCK_PREFIX * max_step`` is
+    within ``STUCK_TOLERANCE`` of the run's value range (over all its reports) from the worst
+    value the run reported; a trial without a report that early is not stuck. A full training's
+    spend is its last step (trials train from scratch), plus one when the steps start at 0.
+
+    Args:
+        record: A run record (``events``, ``max_step``, ``budget``, ``direction``).
+
+    Returns:
+        ``full_runs``: the number of trials that reported a step ``>= max_step``;
+        ``wasted_full_steps``: the steps spent on the full trainings that were stuck;
+        ``stuck_full_share``: the same as a share of the run's budget.
+    """
+    reports = _reports_by_trial(record["events"])
+    full = [r for r in reports.values() if max(step for step, _ in r) >= record["max_step"]]
+    wasted = 0
+    if full:
+        values = [value for r in reports.values() for _, value in r]
+        worst = min(values) if record["direction"] == "maximize" else max(values)
+        tolerance = STUCK_TOLERANCE * (max(values) - min(values))
+        start = min(step for r in reports.values() for step, _ in r)
+        early = STUCK_PREFIX * record["max_step"]
+        wasted = sum(
+            int(max(step for step, _ in r)) + int(start == 0)
+            for r in full
+            if _stuck(r, early, worst, tolerance)
+        )
+    budget = record["budget"]
+    return {
+        "full_runs": len(full),
+        "stuck_full_share": wasted / budget if budget > 0 else math.nan,
+        "wasted_full_steps": wasted,
+    }
+
+
+def _reports_by_trial(events: Sequence[Sequence[float]]) -> dict[int, list[tuple[float, float]]]:
+    """``(step, value)`` of each trial's reports, in order, keyed by trial number."""
+    reports: dict[int, list[tuple[float, float]]] = {}
+    for event in events:
+        reports.setdefault(int(event[3]), []).append((event[4], event[5]))
+    return reports
+
+
+def _stuck(
+    reports: Sequence[tuple[float, float]], early: float, worst: float, tolerance: float
+) -> bool:
+    """Whether every report at a step ``<= early`` (at least one) is ``worst`` ± ``tolerance``."""
+    values = [value for step, value in reports if step <= early + 1e-9]
+    return bool(values) and all(abs(value - worst) <= tolerance for value in values)
+
+
 def run_one(task: Task, method: str, seed: int, budget: int) -> dict[str, Any]:
     """Run one method with one seed on ``task`` under a budget of ``budget`` steps."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -304,6 +366,8 @@ def run_one(task: Task, method: str, seed: int, budget: int) -> dict[str, Any]:
         "recommend_note": rec_note,
         "error": error,
     }
+    if method in BOIL_METHODS:
+        record.update(_boil_figures(study, trials))
     if rec_number is not None:
         rec = next(t for t in trials if t.number == rec_number)
         assert rec.last_step is not None
@@ -313,8 +377,31 @@ def run_one(task: Task, method: str, seed: int, budget: int) -> dict[str, Any]:
     return record
 
 
+def _boil_figures(
+    study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial]
+) -> dict[str, Any]:
+    """The model fits of an optuna-boil run and its fidelity trust at the end.
+
+    Returns:
+        ``decisions``: the trials with a model decision at their start (``boil_log_acq``) plus
+        the decision points the pruner met (``boil_decisions``, summed over trials);
+        ``fidelity_trust``: the study's ``boil_fidelity_trust`` attribute (:obj:`None` if unset).
+    """
+    starts = sum("boil_log_acq" in t.user_attrs for t in trials)
+    points = sum(int(t.user_attrs.get("boil_decisions") or 0) for t in trials)
+    return {
+        "decisions": starts + points,
+        "fidelity_trust": study.user_attrs.get("boil_fidelity_trust"),
+    }
+
+
 def _trial_row(t: optuna.trial.FrozenTrial) -> list[Any]:
-    """``[number, state, last step, last value, initial budget, final budget, extensions]``."""
+    """One trial of a record.
+
+    Returns:
+        ``[number, state, last step, last value, initial budget, final budget, extensions,
+        pruner decision points]``; records written before the last entry have 7 entries.
+    """
     last = t.last_step
     return [
         t.number,
@@ -324,6 +411,7 @@ def _trial_row(t: optuna.trial.FrozenTrial) -> list[Any]:
         t.user_attrs.get("boil_initial_budget"),
         t.user_attrs.get("boil_budget"),
         t.user_attrs.get("boil_extensions", 0),
+        t.user_attrs.get("boil_decisions", 0),
     ]
 
 
@@ -500,6 +588,81 @@ def behind(mine: dict[int, float | None], base: dict[int, float | None], directi
     return "▼▼" if n > 1 and worse and abs(d) > 2 * se else "▼"
 
 
+# Labels of the figures of :func:`waste_figures`.
+FULL_RUNS = "full trainings per run"
+STUCK_SHARE = "budget on stuck full trainings"
+FITS_PER_TRIAL = "model fits per trial"
+TRUST_AT_END = "fidelity trust at the end"
+
+
+def waste_figures(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """A method's full trainings, stuck waste and model fits, formatted, keyed by their label.
+
+    Args:
+        records: The method's runs (one per seed); keys added by later harness versions may be
+            missing.
+
+    Returns:
+        The means over the runs of the full trainings per run and of the share of the budget
+        spent on stuck full trainings (:func:`waste`), the model fits per trial and the fidelity
+        trust at the end (``"n/a"`` for runs that did not record them).
+    """
+    wastes = [waste(r) for r in records]
+    return {
+        FULL_RUNS: f"{mean_se([w['full_runs'] for w in wastes])[0]:.1f}",
+        STUCK_SHARE: _stuck_share(records, wastes),
+        FITS_PER_TRIAL: _fits_per_trial(records),
+        TRUST_AT_END: _trust_at_end(records),
+    }
+
+
+def _stuck_share(records: Sequence[dict[str, Any]], wastes: Sequence[dict[str, float]]) -> str:
+    """Mean share of the budget on stuck full trainings, in percent.
+
+    Upgraded first-version records (``upgraded_from``) are left out: their event logs hold only
+    the improvements and the completions, not the early reports that show a stuck curve.
+    """
+    shares = [
+        w["stuck_full_share"]
+        for r, w in zip(records, wastes, strict=True)
+        if not r.get("upgraded_from") and math.isfinite(w["stuck_full_share"])
+    ]
+    if not shares:
+        return "n/a"
+    return f"{100 * np.mean(shares):.1f} %" + _partial(len(shares), len(records))
+
+
+def _fits_per_trial(records: Sequence[dict[str, Any]]) -> str:
+    """Mean over the runs that recorded ``decisions`` of the model fits per trial."""
+    fits = [
+        r["decisions"] / max(r["n_trials"], 1) for r in records if r.get("decisions") is not None
+    ]
+    if not fits:
+        return "n/a"
+    return f"{np.mean(fits):.2f}" + _partial(len(fits), len(records))
+
+
+def _trust_at_end(records: Sequence[dict[str, Any]]) -> str:
+    """Mean rho per checked step (those of the first run that has them) over the runs."""
+    trusts = [t for r in records if (t := r.get("fidelity_trust")) and t.get("step")]
+    if not trusts:
+        return "n/a"
+    cells = []
+    for step in trusts[0]["step"]:
+        rhos = [
+            rho
+            for t in trusts
+            for s, rho in zip(t["step"], t["rho"], strict=True)
+            if s == step and rho is not None
+        ]
+        cells.append(f"step {step}: " + (f"{np.mean(rhos):.2f}" if rhos else "n/a"))
+    return ", ".join(cells) + _partial(len(trusts), len(records))
+
+
+def _partial(have: int, runs: int) -> str:
+    return f" ({have} of {runs} runs)" if have < runs else ""
+
+
 def summarise(task: Task, records: list[dict[str, Any]], md: Path, png: Path | None) -> str:
     """Write the Markdown summary (and the PNG plot unless ``png`` is None); return the text."""
     methods = [m for m in METHODS if any(r["method"] == m for r in records)]
@@ -635,6 +798,25 @@ def summarise(task: Task, records: list[dict[str, Any]], md: Path, png: Path | N
             f"({np.mean([r['n_complete'] for r in rs]):.1f}) | {_fmt(train[0], train[1], 1)} "
             f"| {_fmt(wall[0], wall[1], 1)} | {_fmt(over[0], over[1], 1)} | {per:.3f} |"
         )
+    figures = {m: waste_figures(by[m]) for m in methods}
+    labels = list(figures[methods[0]])
+    lines += [
+        "",
+        "## Full trainings and waste",
+        "",
+        f"Full trainings: trials trained to {task.max_step} {task.unit}. Stuck: the share of "
+        f"the budget spent on full trainings whose reports in the first "
+        f"{STUCK_PREFIX:.0%} of the {task.unit} all stayed at the run's worst value (within "
+        f"{STUCK_TOLERANCE:.0%} of the run's value range; runs converted from the first harness "
+        "version lack the early reports and are left out). optuna-boil only: model fits (model "
+        "decisions at a trial's start and pruner decision points) per trial, and the fidelity "
+        "trust at the end (Spearman correlation of the fully trained runs' values at a step "
+        "with their final values; mean over the runs).",
+        "",
+        "| method | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+        *(f"| {m} | " + " | ".join(figures[m].values()) + " |" for m in methods),
+    ]
     lines += ["", f"## Checkpoints behind {BASELINE} search", ""]
     lines += flags or ["None."]
     boil = [m for m in methods if m in BOIL_METHODS]
@@ -644,6 +826,7 @@ def summarise(task: Task, records: list[dict[str, Any]], md: Path, png: Path | N
         rows = [row for r in by[m] for row in r["trials"]]
         initial = [row[4] for row in rows if row[4] is not None]
         ext = [row[6] or 0 for row in rows]
+        points = [row[7] or 0 for row in rows if len(row) > 7]  # 7 entries in older records
         notes = sorted({r["recommend_note"].split(" (")[0] for r in by[m]})
         rec_steps = [r["recommended_observed"][0] for r in by[m] if "recommended_observed" in r]
         lines.append(
@@ -651,7 +834,10 @@ def summarise(task: Task, records: list[dict[str, Any]], md: Path, png: Path | N
             f"{_hist(initial)}; last reported steps {_hist([row[2] for row in rows])}; "
             f"{sum(e > 0 for e in ext)} trials extended ({sum(ext)} extensions); "
             f"recommendation: {'; '.join(notes)}; recommended trial's last step "
-            f"{_hist(rec_steps)}."
+            f"{_hist(rec_steps)}; "
+            + (f"pruner decision points per trial {_hist(points)}; " if points else "")
+            + "; ".join(f"{label} {value}" for label, value in figures[m].items())
+            + "."
         )
     text = "\n".join(lines) + "\n"
     md.write_text(text)

@@ -3,7 +3,9 @@
 For each checkpoint, the best COMPLETE trial (what ``study.best_trial`` returns) and the best value
 observed, as mean ± standard error over seeds of each method and of their difference (``a - b``,
 on the seeds both have), with the number of seeds on which ``a`` is better, level and worse; the
-re-evaluation of the recommended configuration on a fresh seed; decision overhead per trial.
+re-evaluation of the recommended configuration on a fresh seed; decision overhead per trial;
+full trainings per run, the share of the budget spent on full trainings stuck at the worst value
+(``_harness.waste``) and, for optuna-boil methods, model fits per trial.
 
 Example::
 
@@ -95,9 +97,28 @@ def compare(records: list[dict[str, Any]], a: str, b: str) -> list[str]:
     lines += [
         "",
         f"Decision overhead per trial: {a} {per_trial[a]:.3f} s, {b} {per_trial[b]:.3f} s. "
-        f"COMPLETE trials per run: {a} {complete[a]:.1f}, {b} {complete[b]:.1f}.",
+        f"COMPLETE trials per run: {a} {complete[a]:.1f}, {b} {complete[b]:.1f}. "
+        + _waste_sentence({m: [by[m][s] for s in seeds] for m in (a, b)}),
     ]
     return lines
+
+
+def _waste_sentence(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Full trainings per run, budget on stuck full trainings and model fits per trial.
+
+    Args:
+        runs: Each method's runs on the paired seeds.
+    """
+    figures = {m: _harness.waste_figures(rs) for m, rs in runs.items()}
+    parts = []
+    for label in (_harness.FULL_RUNS, _harness.STUCK_SHARE, _harness.FITS_PER_TRIAL):
+        cells = {m: f[label] for m, f in figures.items()}
+        if all(cell == "n/a" for cell in cells.values()):
+            continue  # model fits: only optuna-boil methods record them
+        parts.append(
+            label[0].upper() + label[1:] + ": " + ", ".join(f"{m} {c}" for m, c in cells.items())
+        )
+    return ". ".join(parts) + "."
 
 
 def _fmt(mean: float, se: float, signed: bool = False) -> str:
