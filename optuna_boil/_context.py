@@ -32,11 +32,11 @@ from optuna.trial import TrialState
 import threadpoolctl
 import torch
 
-from optuna_boil import _fidelity
 from optuna_boil import _observations
 from optuna_boil import _storage
 from optuna_boil._logging import get_logger
 from optuna_boil._logging import warn_once
+from optuna_boil._model import fidelity as _fidelity
 from optuna_boil._model.fitted import FittedModel
 from optuna_boil._model.gp import FitError
 from optuna_boil._model.model import BOILModel
@@ -412,7 +412,7 @@ _trust_written: dict[tuple[int, int, str], int] = {}
 
 
 def publish_trust(study: Study, fitted: FittedModel) -> None:
-    """Write the study's fidelity trust (:mod:`optuna_boil._fidelity`) as its
+    """Write the study's fidelity trust (:mod:`optuna_boil._model.fidelity`) as its
     ``boil_fidelity_trust`` user attribute, when the number of fully trained runs changed since
     this process last wrote it."""
     full = fitted.fully_trained()
@@ -420,8 +420,9 @@ def publish_trust(study: Study, fitted: FittedModel) -> None:
     if _trust_written.get(key) == full.size:
         return
     _trust_written[key] = full.size
-    steps = _fidelity.steps_to_check(fitted.model.t_lo, fitted.model.t_hi)
-    trust = _fidelity.rank_agreement(fitted.data, full, steps)
+    trust = fitted.model.belief.trust
     study._storage.set_study_user_attr(
-        study._study_id, _storage.USER_FIDELITY_TRUST, _fidelity.as_attribute(trust)
+        study._study_id,
+        _storage.USER_FIDELITY_TRUST,
+        _fidelity.as_attribute(trust, fitted.model.t_new_lo),
     )

@@ -5,7 +5,8 @@ acquisition's best new run that repeats no observed run, trained to the full bud
 that configuration fully trained is worth more (``deliver_new``), or while nothing is fully
 trained yet (``first_full``); an observed configuration trained again from the start when its
 full training is worth most (``deliver_best``). The pruner asks :meth:`Policy.continuation` when
-a trial reaches its budget: train it on to the full budget, or stop. Configurations are compared
+a trial reaches its budget (train it on to the full budget, or stop) and at the decision points
+before it (train on to the budget, or stop). Configurations are compared
 parameter by parameter (:meth:`~optuna_boil._model.search_space.SearchSpace.same`: the same
 choice or grid point, floats within a thousandth of their range).
 """
@@ -114,13 +115,17 @@ class Policy:
         i = int(np.argmax(lengths))
         return int(self.data.numbers[i]) if lengths[i] > 0 else None
 
-    def needs_full_run(self) -> bool:
+    def needs_full_run(self, exclude: int | None = None) -> bool:
         """Whether the next new run must be a full one (``first_full``): no configuration is
-        fully trained, and no running or pending run has ``t_hi`` as its budget."""
+        fully trained, and no running or pending run (but the one at index ``exclude``) has
+        ``t_hi`` as its budget."""
         if not self.model.config.first_full or self.fitted.fully_trained().size:
             return False
         d, t_hi = self.data, float(self.model.t_hi)
-        if np.any(d.running.astype(bool) & (np.nan_to_num(d.budgets) >= t_hi)):
+        full_budget = d.running.astype(bool) & (np.nan_to_num(d.budgets) >= t_hi)
+        if exclude is not None:
+            full_budget[exclude] = False
+        if np.any(full_budget):
             return False
         return not any(budget >= t_hi for _, budget in self.fitted.extra_pending)
 
@@ -246,13 +251,20 @@ class Policy:
 
     # Runs that reached their budget ------------------------------------------------------------
 
-    def continuation(self, index: int, step: float, rng: np.random.RandomState) -> Continuation:
-        """Whether to train run ``index`` on from ``step`` to the full budget.
+    def continuation(
+        self, index: int, step: float, rng: np.random.RandomState, budget: float | None = None
+    ) -> Continuation:
+        """Whether run ``index``, at ``step``, trains on.
 
-        Continuing costs only the remaining steps, and its value is that of *having* the
-        configuration fully trained (:meth:`~optuna_boil._model.fitted.FittedModel.delivery`),
-        compared with the best *new* run under the same posterior. This is what makes the best
-        configurations end COMPLETE.
+        At its budget (``budget`` :obj:`None` or reached) the run trains on to the full budget
+        or stops; at a decision point before its budget it keeps its budget or stops. Going on
+        costs only the remaining steps, and its value is that of *having* the configuration
+        fully trained (:meth:`~optuna_boil._model.fitted.FittedModel.delivery`), or, before the
+        end of a shorter look, of finishing that look, whichever is more; it is compared with
+        the best *new* run under the same posterior. A stop at a step that the study's curves
+        do not show to predict the end needs a new run to be worth ``e**margin`` times more
+        (:meth:`~optuna_boil._model.fidelity.Belief.margin`). This is what makes the best
+        configurations end COMPLETE, and a failing run stop whatever budget it was given.
         """
         t_hi = self.model.t_hi
         if step >= t_hi:
@@ -262,10 +274,23 @@ class Policy:
             return Continuation(
                 None, -np.inf, -np.inf, "another trial trains this configuration fully"
             )
+        self.fitted.drop_pending(index)
+        if budget is not None and step < budget and self.needs_full_run(exclude=index):
+            return Continuation(int(budget), np.inf, -np.inf, "the study's first full training")
+        looking = budget is not None and step < budget < t_hi
         value = float(self.fitted.delivery(x, start=step)[0])
+        if looking:
+            assert budget is not None
+            value = max(value, self.fitted.acquisition(x, budget, start=step))
         new = self.suggest(rng, comparison=True).log_acq
-        if value < new:
-            return Continuation(None, value, new, "a new run is worth more")
+        margin = self.model.belief.margin(step)
+        if value + margin < new:
+            why = "a new run is worth more"
+            if margin > 0:
+                why += f" (by a factor above {np.exp(margin):.1f}: step {step:g} predicts little)"
+            return Continuation(None, value, new, why)
+        if budget is not None and step < budget:
+            return Continuation(int(budget), value, new, "continue to the budget")
         return Continuation(int(t_hi), value, new, "train to the full budget")
 
     # What the user gets ------------------------------------------------------------------------

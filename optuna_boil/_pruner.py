@@ -101,7 +101,9 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
         if budget is None:
             budget = self._assign_budget(study, trial)
         if step < budget:
-            return False
+            check = _storage.get_check(trial)
+            if check is None or step < check:
+                return False
         return self._decide(study, trial, step, budget)
 
     # Between decision points: the trial itself only --------------------------------------------
@@ -152,64 +154,82 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
     # Decision points: the whole study, one model fit ------------------------------------------
 
     def _decide(self, study: Study, trial: FrozenTrial, step: int, budget: int) -> bool:
-        """The trial reached its budget: stop it, or extend its budget."""
+        """A decision point (the trial reached its budget, or a check before it): stop the
+        trial, or let it go on, to its budget or a new one, with its next check at twice its
+        current step."""
         ctx = Context.read(study)
         self._remember(study, ctx)
-        stop = self._continuation(ctx, trial, step)
-        if isinstance(stop, str):
-            _storage.set_user(study, trial._trial_id, _storage.USER_STOP, stop)
-            get_logger().info(f"Trial {trial.number} stops at step {step}: {stop}.")
-            return True
-        get_logger().info(f"Trial {trial.number} continues from step {step} to step {stop}.")
-        extensions = _storage.get_extensions(trial) + 1
+        outcome = self._continuation(ctx, trial, step, budget)
         tid = trial._trial_id
-        _storage.set_system(study, tid, _storage.BUDGET, stop)
-        _storage.set_system(study, tid, _storage.EXTENSIONS, extensions)
-        _storage.set_user(study, tid, _storage.USER_BUDGET, stop)
-        _storage.set_user(study, tid, _storage.USER_EXTENSIONS, extensions)
+        decisions = _storage.get_decisions(trial) + 1
+        _storage.set_system(study, tid, _storage.DECISIONS, decisions)
+        _storage.set_user(study, tid, _storage.USER_DECISIONS, decisions)
+        if isinstance(outcome, str):
+            _storage.set_user(study, tid, _storage.USER_STOP, outcome)
+            get_logger().info(f"Trial {trial.number} stops at step {step}: {outcome}.")
+            return True
+        if outcome != budget:
+            get_logger().info(
+                f"Trial {trial.number} continues from step {step} to step {outcome}."
+            )
+            extensions = _storage.get_extensions(trial) + 1
+            _storage.set_system(study, tid, _storage.BUDGET, outcome)
+            _storage.set_system(study, tid, _storage.EXTENSIONS, extensions)
+            _storage.set_user(study, tid, _storage.USER_BUDGET, outcome)
+            _storage.set_user(study, tid, _storage.USER_EXTENSIONS, extensions)
+        check = max(2 * step, step + 1)
+        _storage.set_system(study, tid, _storage.CHECK, check if check < outcome else None)
         return False
 
-    def _continuation(self, ctx: Context, trial: FrozenTrial, step: int) -> int | str:
-        """The new budget, or why the trial stops."""
-        reached = f"budget reached at step {step}"
+    def _continuation(self, ctx: Context, trial: FrozenTrial, step: int, budget: int) -> int | str:
+        """The trial's budget from here on, or why it stops. Before its budget, a trial the
+        model cannot judge goes on."""
+        at_budget = step >= budget
+        reached = f"{'budget reached' if at_budget else 'decision point'} at step {step}"
         if not ctx.settings.cash_in or ctx.in_startup(None) or ctx.range.t_full is None:
-            return reached
+            return reached if at_budget else budget
         space = ctx.space()
         if space is None:
-            return self._without_model(ctx, trial, f"{reached}; no search space")
+            return self._without_model(ctx, trial, f"{reached}; no search space", budget)
         fitted, reason = ctx.fit(space, exclude=None)
         if fitted is None:
             _storage.set_user(ctx.study, trial._trial_id, _storage.USER_FALLBACK, reason)
-            return self._without_model(ctx, trial, f"{reached}; {reason}")
+            return self._without_model(ctx, trial, f"{reached}; {reason}", budget)
         _context.publish_trust(ctx.study, fitted)
         numbers = list(fitted.data.numbers)
         if trial.number not in numbers:
-            return self._without_model(ctx, trial, f"{reached}; not in the search space")
+            return self._without_model(ctx, trial, f"{reached}; not in the search space", budget)
         seed = _context.derive_seed(ctx.settings.seed, "continue", trial.number, step)
         with _context.FIT_LOCK, _context.limit_threads():
             decision = Policy(fitted).continuation(
-                numbers.index(trial.number), float(step), np.random.RandomState(seed)
+                numbers.index(trial.number),
+                float(step),
+                np.random.RandomState(seed),
+                budget=None if at_budget else float(budget),
             )
         if decision.extend_to is None or decision.extend_to <= step:
             return f"{reached}; {decision.reason}"
         return int(decision.extend_to)
 
     @staticmethod
-    def _without_model(ctx: Context, trial: FrozenTrial, stop: str) -> int | str:
-        """Without a model, the trial stops (``stop``), unless the study has no fully trained
-        trial (COMPLETE at the full step) and no other running trial has the full budget: then it
-        trains to the full step, so the study always ends with a fully trained trial."""
+    def _without_model(ctx: Context, trial: FrozenTrial, stop: str, budget: int) -> int | str:
+        """Without a model, a trial before its budget goes on to it; at its budget it stops
+        (``stop``), unless the study has no fully trained trial (COMPLETE at the full step) and
+        no other running trial has the full budget: then it trains to the full step, so the
+        study always ends with a fully trained trial."""
         t_full = ctx.range.t_full
         assert t_full is not None
+        if trial.last_step is not None and trial.last_step < budget:
+            return budget
         for t in ctx.trials:
             if t.number == trial.number:
                 continue
-            budget = _storage.get_budget(t)
+            held = _storage.get_budget(t)
             if t.state == TrialState.COMPLETE and (
-                t.last_step is None or t.last_step >= t_full or (budget or 0) >= t_full
+                t.last_step is None or t.last_step >= t_full or (held or 0) >= t_full
             ):
                 return stop
-            if t.state == TrialState.RUNNING and budget is not None and budget >= t_full:
+            if t.state == TrialState.RUNNING and held is not None and held >= t_full:
                 return stop
         return t_full
 
@@ -219,6 +239,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
         ctx = Context.read(study)
         self._remember(study, ctx)
         budget = ctx.startup_budget() or ctx.range.t_full or self._min_resource
+        check = None
         space = ctx.space()
         if space is not None and not ctx.in_startup(trial.number):
             try:
@@ -230,6 +251,6 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
                 seed = _context.derive_seed(ctx.settings.seed, "budget", trial.number)
                 with _context.FIT_LOCK, _context.limit_threads():
                     decision = Policy(fitted).budget_for(x, np.random.RandomState(seed))
-                budget = decision.t
-        _storage.set_initial_budget(study, trial._trial_id, budget)
+                budget, check = decision.t, fitted.model.t_new_lo
+        _storage.set_initial_budget(study, trial._trial_id, budget, check)
         return int(budget)

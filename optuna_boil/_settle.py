@@ -116,7 +116,8 @@ def publish(
 ) -> None:
     tid = trial._trial_id
     if enforced:
-        _storage.set_initial_budget(study, tid, decision.t)
+        # The first decision point: once the run has had the shortest look of a new run.
+        _storage.set_initial_budget(study, tid, decision.t, fitted.model.t_new_lo)
     _storage.set_system(study, tid, _storage.PARAMS, space.decode(decision.x))
     _context.publish_decision(study, trial, fitted, decision, initial=True)
 

@@ -4,12 +4,15 @@ Trial system attributes (internal state, written only while the trial is RUNNING
 worker that owns the trial, so there is no read-modify-write race):
 
 * ``boil:budget`` (int): the step at which the trial is currently stopped.
+* ``boil:check`` (int): the step of the trial's next decision point before its budget (absent:
+  none), where the pruner decides again, from the whole study, whether the trial trains on.
 * ``boil:params`` (dict): the parameters chosen by the model, published at once so that other
   workers treat the trial as pending before its ``suggest_*`` calls reach the storage.
 * ``boil:fit`` (dict): the fitted model hyperparameters of the decision that started the trial;
   the newest one warm-starts the next fit (it never changes which data a decision uses).
 * ``boil:cost`` (list ``[step, cost]``): cumulative cost reported with :func:`report_cost`.
 * ``boil:extensions`` (int): how often the pruner extended the budget.
+* ``boil:decisions`` (int): how many decision points (model fits) the pruner held for the trial.
 * ``boil:alive`` (float): UTC epoch seconds of the trial's latest pruner call (written at most
   every 30 s), for the stale-trial rule of :class:`~optuna_boil.BOILSampler`.
 
@@ -18,7 +21,8 @@ is the model's prediction, when the trial started, of the configuration's compre
 full budget, in the metric's units: with the default target, a late-weighted average of the
 curve, so a little below the final value of a curve that is still rising):
 ``boil_budget``, ``boil_initial_budget``, ``boil_predicted_score``, ``boil_log_acq``,
-``boil_extensions``, ``boil_stop`` (why the pruner stopped the trial), ``boil_fallback`` (why
+``boil_extensions``, ``boil_decisions`` (how many decision points the pruner held for the
+trial), ``boil_stop`` (why the pruner stopped the trial), ``boil_fallback`` (why
 a decision fell back to random sampling, e.g. a failed model fit) and ``boil_retrain_of`` (the
 number of an earlier trial whose configuration this trial trains again from the start: the
 model chose it to train longer, usually to the full budget).
@@ -63,10 +67,12 @@ from optuna_boil._logging import warn_once
 
 
 BUDGET = "boil:budget"
+CHECK = "boil:check"
 PARAMS = "boil:params"
 FIT = "boil:fit"
 COST = "boil:cost"
 EXTENSIONS = "boil:extensions"
+DECISIONS = "boil:decisions"
 RESOURCES = "boil:resources"
 FULL_STEP = "boil:full_step"
 ALIVE = "boil:alive"
@@ -78,6 +84,7 @@ USER_INITIAL_BUDGET = "boil_initial_budget"
 USER_PREDICTED_SCORE = "boil_predicted_score"
 USER_LOG_ACQ = "boil_log_acq"
 USER_EXTENSIONS = "boil_extensions"
+USER_DECISIONS = "boil_decisions"
 USER_STOP = "boil_stop"
 USER_FALLBACK = "boil_fallback"
 USER_RETRAIN_OF = "boil_retrain_of"
@@ -100,9 +107,14 @@ def set_system(study: optuna.Study, trial_id: int, key: str, value: Any) -> None
     study._storage.set_trial_system_attr(trial_id, key, _json_safe(value))
 
 
-def set_initial_budget(study: optuna.Study, trial_id: int, budget: int) -> None:
-    """Publish a trial's first budget (system attribute, and the dashboard's two columns)."""
+def set_initial_budget(
+    study: optuna.Study, trial_id: int, budget: int, check: int | None = None
+) -> None:
+    """Publish a trial's first budget (system attribute, and the dashboard's two columns) and
+    its first decision point before it (``check``, if any)."""
     set_system(study, trial_id, BUDGET, int(budget))
+    if check is not None and check < budget:
+        set_system(study, trial_id, CHECK, int(check))
     set_user(study, trial_id, USER_BUDGET, int(budget))
     set_user(study, trial_id, USER_INITIAL_BUDGET, int(budget))
 
@@ -187,6 +199,11 @@ def get_budget(trial: FrozenTrial) -> int | None:
     return _read(trial, BUDGET, lambda v: int(_non_negative(_integer(v))))
 
 
+def get_check(trial: FrozenTrial) -> int | None:
+    """The trial's next decision point (``boil:check``, a non-negative integer), or ``None``."""
+    return _read(trial, CHECK, lambda v: int(_non_negative(_integer(v))))
+
+
 def get_cost(trial: FrozenTrial) -> tuple[int, float] | None:
     """The latest reported ``(step, cumulative cost)`` (``boil:cost``), or ``None``."""
 
@@ -208,10 +225,20 @@ def get_alive(trial: FrozenTrial) -> float | None:
     return _read(trial, ALIVE, _number)
 
 
+def _count(trial: FrozenTrial, key: str) -> int:
+    out = _read(trial, key, lambda v: int(_non_negative(_integer(v))))
+    return out if out is not None else 0
+
+
 def get_extensions(trial: FrozenTrial) -> int:
     """How often the pruner extended the trial's budget (``boil:extensions``); 0 if unset."""
-    out = _read(trial, EXTENSIONS, lambda v: int(_non_negative(_integer(v))))
-    return out if out is not None else 0
+    return _count(trial, EXTENSIONS)
+
+
+def get_decisions(trial: FrozenTrial) -> int:
+    """How many decision points the pruner held for the trial (``boil:decisions``); 0 if
+    unset."""
+    return _count(trial, DECISIONS)
 
 
 def get_published_params(trial: FrozenTrial) -> dict[str, Any]:

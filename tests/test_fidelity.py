@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from optuna_boil import _fidelity
+from optuna_boil._model import fidelity as _fidelity
 from optuna_boil._model.model import CurveData
 from tests._helpers import boil_study
 from tests._helpers import make_objective
@@ -62,7 +62,13 @@ def test_too_few_fully_trained_runs_give_no_estimate() -> None:
     s = np.arange(1.0, T_FULL + 1.0)
     (trust,) = _trust([q * s for q in (1.0, 2.0, 3.0)], [10])
     assert trust.n == 3 and math.isnan(trust.rho) and trust.se == math.inf
-    assert _fidelity.as_attribute([trust]) == {"step": [10], "rho": [None], "se": [None], "n": [3]}
+    assert _fidelity.as_attribute([trust]) == {
+        "step": [10],
+        "rho": [None],
+        "se": [None],
+        "n": [3],
+        "belief": [_fidelity.PRIOR_RHO],
+    }
 
 
 def test_non_finite_reports_rank_as_the_worst() -> None:

@@ -16,6 +16,7 @@ from optuna_boil import BOILSampler
 from optuna_boil import get_budget
 from optuna_boil import recommend
 from optuna_boil._policy import Policy
+from optuna_boil._storage import get_check
 from tests._helpers import MAX
 from tests._helpers import boil_study
 from tests._helpers import make_objective
@@ -49,13 +50,19 @@ def test_should_prune_reads_the_study_only_at_decision_points() -> None:
     budget = get_budget(trial)
     assert budget is not None and budget < MAX
     storage.full_reads = 0
-    for step in range(1, budget):
+    decision_points = 0
+    for step in range(1, budget + 1):
+        check = get_check(study._storage.get_trial(trial._trial_id))
         trial.report(0.5, step)
-        assert not trial.should_prune()
-    assert storage.full_reads == 0  # between decision points: the trial itself only
-    trial.report(0.5, budget)
-    trial.should_prune()
-    assert storage.full_reads == 1  # the decision point reads the study once
+        at_point = step >= budget or (check is not None and step >= check)
+        decision_points += at_point
+        if trial.should_prune():
+            assert at_point  # only a decision point stops a trial
+            break
+        # Between decision points the trial itself only; each decision point reads the study
+        # once.
+        assert storage.full_reads == decision_points
+    assert decision_points >= 1
 
 
 def test_smooth_study_ends_with_fully_trained_best_configurations() -> None:
@@ -182,9 +189,12 @@ def _assert_stopped_or_continued_at_budget(t: optuna.trial.FrozenTrial) -> None:
     budget = t.system_attrs["boil:budget"]
     assert t.user_attrs["boil_budget"] == budget
     if t.state == TrialState.PRUNED:
-        # Stopped exactly where it reached its budget, and says why.
-        assert budget == initial and t.last_step == initial
-        assert t.user_attrs["boil_stop"].startswith(f"budget reached at step {initial}")
+        # Stopped exactly where it reached its budget, or at a decision point before it (at
+        # least its first check, the shortest look of a new run), and says why.
+        stop = t.user_attrs["boil_stop"]
+        assert t.last_step is not None and t.last_step <= initial and budget == initial
+        at = "budget reached" if t.last_step == initial else "decision point"
+        assert stop.startswith(f"{at} at step {t.last_step}")
     else:
         # Continued at its budget to the end.
         assert t.state == TrialState.COMPLETE and t.last_step == MAX
@@ -203,9 +213,11 @@ def test_trials_of_another_sampler_get_a_budget(monkeypatch: pytest.MonkeyPatch)
     trials = study.trials
     assert trials[0].params == {"x": 0.3, "n": 4, "c": "b"}
     # The 8 start-up trials (the default n_startup_trials) get the start-up budget,
-    # 2 + (12 - 2) // 16 = 2, and stop there.
+    # 2 + (12 - 2) // 16 = 2; the first 7 stop there (the 8th reaches its budget with the
+    # start-up over: the model decides, below).
     for t in trials[:8]:
         assert t.user_attrs["boil_initial_budget"] == 2
+    for t in trials[:7]:
         assert t.state == TrialState.PRUNED and t.last_step == 2
     # Later ones get the model's budget for their parameters.
     assert [t.user_attrs["boil_initial_budget"] for t in trials[8:]] == budget_for

@@ -70,6 +70,8 @@ class FittedModel:
             self.best = float(self.posterior.predict_pair(X_real, 1.0)[0].max())
         self.delivered = self._delivered_incumbent()
         self.extra_pending: list[tuple[np.ndarray, float]] = []
+        self._unconditioned = self.posterior
+        self._pending: dict[int, np.ndarray] = {}  # running runs' fantasies, by index
         self._add_fantasies()
 
     def _delivered_incumbent(self) -> float:
@@ -85,11 +87,20 @@ class FittedModel:
     def _add_fantasies(self) -> None:
         """Condition on pending runs at their budgets (posterior-mean fantasies)."""
         d = self.data
-        rows = []
         for i in np.flatnonzero(d.running & np.isfinite(d.budgets)):
             last = d.steps[i][-1] if d.steps[i].size else -np.inf
             if d.budgets[i] > last:
-                rows.append(np.append(d.x[i], self.model.scale_t(d.budgets[i])))
+                self._pending[int(i)] = np.append(d.x[i], self.model.scale_t(d.budgets[i]))
+        self._condition_on(list(self._pending.values()))
+
+    def drop_pending(self, index: int) -> None:
+        """Forget run ``index``'s fantasy: deciding whether a running run trains on, the rest of
+        its budget is what is being decided, not a pending observation."""
+        if self._pending.pop(index, None) is None:
+            return
+        rows = list(self._pending.values())
+        rows += [np.append(x, self.model.scale_t(b)) for x, b in self.extra_pending]
+        self.posterior = self._unconditioned
         self._condition_on(rows)
 
     def add_pending(self, x: np.ndarray, budget: float) -> None:
@@ -105,14 +116,8 @@ class FittedModel:
         return self.gp.hyperparameters()
 
     def fully_trained(self) -> np.ndarray:
-        """Indices of the runs that reached the last reported step of a full run (``t_hi``, or
-        the last step of the report grid before it: 49 for reports every 7 steps up to 52) and
-        did not fail."""
-        d, m = self.data, self.model
-        last = m.t_hi - m.t_hi % m.step_interval
-        failed = d.failed if d.failed.size == len(d) else np.zeros(len(d), dtype=bool)
-        reached = np.array([s.size > 0 and s[-1] >= last for s in d.steps], dtype=bool)
-        return np.flatnonzero(reached & ~failed)
+        """Indices of the runs trained fully (:meth:`~.model.BOILModel.fully_trained`)."""
+        return self.model.fully_trained(self.data)
 
     # Predictions -------------------------------------------------------------------------------
 
@@ -145,16 +150,17 @@ class FittedModel:
             aware=m.config.cost_aware,
         )
 
-    def _new_run(self) -> CostAware:
-        return CostAware(AugmentedLogEI(self.posterior, self.best), self._cost())
+    def _new_run(self, start: float | None = None) -> CostAware:
+        return CostAware(AugmentedLogEI(self.posterior, self.best), self._cost(start))
 
-    def acquisition(self, x: np.ndarray, t: float) -> float:
-        """Log value of a new run of ``x`` to step ``t`` per unit of cost: the expected
+    def acquisition(self, x: np.ndarray, t: float, start: float | None = None) -> float:
+        """Log value of a run of ``x`` to step ``t`` per unit of cost: the expected
         improvement of the score at the full budget, weighted by how much the run tells about
-        it (:class:`~.acquisition.AugmentedLogEI`)."""
+        it (:class:`~.acquisition.AugmentedLogEI`). ``start`` is where a continued run starts
+        (only the rest of the training costs)."""
         row = torch.from_numpy(np.append(x, self.model.scale_t(t))[None])
         with torch.no_grad():
-            return float(self._new_run()(row)[0])
+            return float(self._new_run(start)(row)[0])
 
     def delivery(self, X: np.ndarray, start: float | None = None) -> np.ndarray:
         """Log expected improvement of *having* each row of ``X`` trained to ``t_hi``, per unit

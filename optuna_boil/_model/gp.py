@@ -14,10 +14,12 @@ of inheriting the certainty of many short runs.
 
 Priors keep lengthscales, signal and noise away from the edges (the x lengthscales have the
 dimension-scaled LogNormal prior of Hvarfner et al., 2024, that BoTorch uses); the noise variance
-has a floor. Targets are the compressed curve scores (:mod:`.curve`), standardised; the logistic
-parameters ``(m0, g0)`` of the compression are GP hyperparameters too and all of them are fitted
-by maximising the marginal likelihood plus log priors, with exact torch gradients and SciPy's
-L-BFGS-B. :class:`Posterior` answers predictions from one Cholesky factor. Everything is float64.
+has BoTorch's LogNormal(-4, 1) prior, which keeps the GP from interpolating run-to-run noise (a
+noise variance near 0 costs tens of nats), and a floor. Targets are the compressed curve scores
+(:mod:`.curve`), standardised; the logistic parameters ``(m0, g0)`` of the compression are GP
+hyperparameters too and all of them are fitted by maximising the marginal likelihood plus log
+priors, with exact torch gradients and SciPy's L-BFGS-B. :class:`Posterior` answers predictions
+from one Cholesky factor. Everything is float64.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from optuna_boil._model import curve as _curve
 
 
 MIN_NOISE = 1e-6
+NOISE_PRIOR = (-4.0, 1.0)  # (loc, scale) of the noise variance's LogNormal prior, as BoTorch
 _SQRT5 = 5.0**0.5
 _LOG_2PI = float(np.log(2 * np.pi))
 _F64 = torch.float64
@@ -393,7 +396,7 @@ class JointGP(gpytorch.models.ExactGP):
         log_span: float = 0.0,
     ) -> None:
         likelihood = gpytorch.likelihoods.GaussianLikelihood(
-            noise_prior=GammaPrior(1.1, 0.05, validate_args=False),
+            noise_prior=LogNormalPrior(NOISE_PRIOR[0], NOISE_PRIOR[1], validate_args=False),
             noise_constraint=GreaterThan(MIN_NOISE),
         )
         super().__init__(X, torch.zeros(X.shape[0], dtype=X.dtype), likelihood)
@@ -407,7 +410,10 @@ class JointGP(gpytorch.models.ExactGP):
         self._trainable_list: list[tuple[str, torch.nn.Parameter]] | None = None
         self.double()
         with torch.no_grad():
-            self.likelihood.noise = torch.tensor(1e-3, dtype=_F64)
+            # The prior's mode, exp(loc - scale**2).
+            self.likelihood.noise = torch.tensor(
+                math.exp(NOISE_PRIOR[0] - NOISE_PRIOR[1] ** 2), dtype=_F64
+            )
         for name, value in [
             ("outputscale", 1.0),
             ("x_lengthscale", 0.5),
@@ -638,7 +644,8 @@ def _finite(hp: dict[str, Any], key: str, default: float | None = None) -> float
 
 
 def _log_prior(prior: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``prior.log_prob`` for the Gamma and Normal priors used here, in a few tensor ops.
+    """``prior.log_prob`` for the Gamma, Normal and LogNormal priors used here, in a few tensor
+    ops.
 
     The parameters come from the registered GPyTorch priors; only the evaluation is inlined
     (torch.distributions' argument handling costs more than the arithmetic at this size).
@@ -651,6 +658,10 @@ def _log_prior(prior: Any) -> Callable[[torch.Tensor], torch.Tensor]:
         loc, scale = float(prior.loc), float(prior.scale)
         const = -math.log(scale) - 0.5 * _LOG_2PI
         return lambda value: const - 0.5 * ((value - loc) / scale).pow(2)
+    if isinstance(prior, LogNormalPrior):
+        loc, scale = float(prior.loc), float(prior.scale)
+        const = -math.log(scale) - 0.5 * _LOG_2PI
+        return lambda value: const - value.log() - 0.5 * ((value.log() - loc) / scale).pow(2)
     return prior.log_prob
 
 

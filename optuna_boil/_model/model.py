@@ -18,6 +18,7 @@ import torch
 
 from optuna_boil._model import augment as _augment
 from optuna_boil._model import curve as _curve
+from optuna_boil._model import fidelity as _fidelity
 from optuna_boil._model.cost import CostModel
 from optuna_boil._model.fitted import FittedModel
 from optuna_boil._model.gp import JointGP
@@ -125,8 +126,10 @@ class BOILModel:
         self.t_hi = int(t_hi)
         self.config = config
         self.cost_in_steps = cost_in_steps
-        self.t_new_lo = int(min(max(t_new_lo, t_lo), t_hi)) if t_new_lo is not None else self.t_lo
+        self._t_new_lo = int(min(max(t_new_lo, t_lo), t_hi)) if t_new_lo is not None else t_lo
+        self.t_new_lo = self._t_new_lo
         self.step_interval = 1
+        self.belief = _fidelity.Belief([])
 
     def scale_t(self, t: np.ndarray | float) -> np.ndarray:
         """Steps to the GP's step coordinate: ``log(1 + t - t_lo) / log(1 + t_hi - t_lo)``.
@@ -171,6 +174,22 @@ class BOILModel:
         gaps = np.abs(gaps[gaps != 0])
         self.step_interval = max(int(np.gcd.reduce(gaps)) if gaps.size else 1, 1)
 
+    def fully_trained(self, data: CurveData) -> np.ndarray:
+        """Indices of the runs that reached the last reported step of a full run (``t_hi``, or
+        the last step of the report grid before it: 49 for reports every 7 steps up to 52) and
+        did not fail."""
+        last = self.t_hi - self.t_hi % self.step_interval
+        failed = data.failed if data.failed.size == len(data) else np.zeros(len(data), dtype=bool)
+        reached = np.array([s.size > 0 and s[-1] >= last for s in data.steps], dtype=bool)
+        return np.flatnonzero(reached & ~failed)
+
+    def learn_belief(self, data: CurveData) -> None:
+        """How far looks are believed in this study (:mod:`.fidelity`), and with it the
+        shortest budget of a new run: at least the first believed step."""
+        self.belief = _fidelity.belief(data, self.fully_trained(data), self.t_lo, self.t_hi)
+        look = int(self.snap(np.array(self.belief.look(self.t_lo, self.t_hi))))
+        self.t_new_lo = max(self._t_new_lo, min(look, self.t_hi))
+
     def unscale_t_torch(self, u: torch.Tensor) -> torch.Tensor:
         """Differentiable, unrounded :meth:`unscale_t`."""
         return self.t_lo + torch.expm1(u * float(np.log1p(self.t_hi - self.t_lo)))
@@ -184,6 +203,7 @@ class BOILModel:
         """Fit the model, warm-started from a previous :meth:`FittedModel.hyperparameters`."""
         cfg = self.config
         self.learn_step_grid(data.steps)
+        self.learn_belief(data)
         has_data = np.array([s.size > 0 for s in data.steps], dtype=bool)
         if not has_data.any():
             raise ValueError("The model needs at least one trial with a reported value.")

@@ -8,23 +8,36 @@ values say nothing (an RL warm-up in which every run sits at the worst return) i
 until the warm-up ends. The estimate comes with a standard error (Fisher's z, with the
 ``1.06 / sqrt(n - 3)`` factor for rank correlations) and the number of runs behind it, and is
 written to the study's user attributes (``boil_fidelity_trust``), so optuna-dashboard shows it.
-Decisions do not use it yet: it is the evidence a policy that trusts short runs only as far
-as they predict is to weigh.
+
+The policy believes a look at step ``t`` as far as the rank agreement there says
+(:class:`Belief`): the estimate, shrunk towards a prior of 0.7 (worth 4 runs) while few runs
+are fully trained. A step believed at least 0.7 (:data:`TRUSTED`) is taken at face value, as
+without this module; below it, a run stops there only when a new run is worth ``e**margin``
+times more (:meth:`Belief.margin`, up to ``e**3``), and new runs train at least until the first
+step that is believed (:meth:`Belief.look`; to the full step when none is).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import scipy.stats
 
-from optuna_boil._model.model import CurveData
+
+if TYPE_CHECKING:
+    from optuna_boil._model.model import CurveData
 
 
 MIN_RUNS = 4  # Fewer fully trained runs than this say nothing about ranks.
 N_STEPS = 6
+PRIOR_RHO = 0.7  # The belief in a step without evidence: taken at face value, as before.
+PRIOR_RUNS = 4.0  # The prior's weight, in fully trained runs.
+TRUSTED = 0.7  # The belief from which a look at a step is taken at face value.
+MAX_LOG_EVIDENCE = 3.0  # Log factor a stop needs at a step believed not at all (e**3 ~ 20).
 
 
 @dataclass(frozen=True)
@@ -97,15 +110,67 @@ def _worst_finite(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(values), values, low)
 
 
-def as_attribute(trust: list[Trust]) -> dict[str, list[float | int | None]]:
-    """The JSON form stored as the study's ``boil_fidelity_trust`` user attribute."""
+def as_attribute(trust: list[Trust], look: int | None = None) -> dict[str, Any]:
+    """The JSON form stored as the study's ``boil_fidelity_trust`` user attribute: per checked
+    step the estimate, its standard error, its runs and the policy's belief (:class:`Belief`),
+    and ``look``, the shortest budget of a new run when given."""
 
     def number(value: float) -> float | None:
         return round(value, 4) if math.isfinite(value) else None
 
-    return {
+    belief = Belief(trust)
+    out: dict[str, Any] = {
         "step": [t.step for t in trust],
         "rho": [number(t.rho) for t in trust],
         "se": [number(t.se) for t in trust],
         "n": [t.n for t in trust],
+        "belief": [number(belief.at(t.step)) for t in trust],
     }
+    if look is not None:
+        out["look"] = int(look)
+    return out
+
+
+@dataclass(frozen=True)
+class Belief:
+    """How far a look at a step is believed, from the study's :class:`Trust` estimates.
+
+    Attributes:
+        trust: The rank agreement at the checked steps (ascending).
+    """
+
+    trust: list[Trust]
+
+    def at(self, step: float) -> float:
+        """The belief in a look at ``step``: the rank agreement at the largest checked step at
+        or before it (the first checked step before that), clipped at 0 and shrunk towards
+        :data:`PRIOR_RHO`; the prior itself with fewer than :data:`MIN_RUNS` runs."""
+        if not self.trust:
+            return PRIOR_RHO
+        k = max(int(np.searchsorted([t.step for t in self.trust], step, side="right")) - 1, 0)
+        t = self.trust[k]
+        if t.n < MIN_RUNS or not math.isfinite(t.rho):
+            return PRIOR_RHO
+        rho = min(max(t.rho, 0.0), 1.0)
+        return (t.n * rho + PRIOR_RUNS * PRIOR_RHO) / (t.n + PRIOR_RUNS)
+
+    def margin(self, step: float) -> float:
+        """Log factor by which a new run must be worth more than continuing a run at ``step``
+        for the run to stop there: 0 at a believed step, :data:`MAX_LOG_EVIDENCE` at one
+        believed not at all."""
+        return MAX_LOG_EVIDENCE * max(TRUSTED - self.at(step), 0.0) / TRUSTED
+
+    def look(self, t_lo: int, t_full: int) -> int:
+        """The shortest look a new run gets: the first checked step that is believed
+        (``t_lo`` when nothing is checked), ``t_full`` when no checked step is."""
+        if not self.trust:
+            return t_lo
+        for t in self.trust:
+            if self.at(t.step) >= TRUSTED:
+                return max(t.step, t_lo)
+        return t_full
+
+
+def belief(data: CurveData, fully_trained: np.ndarray, t_lo: int, t_full: int) -> Belief:
+    """The :class:`Belief` of a study's data, from its fully trained runs."""
+    return Belief(rank_agreement(data, fully_trained, steps_to_check(t_lo, t_full)))
