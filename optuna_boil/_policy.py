@@ -21,6 +21,10 @@ import numpy as np
 from optuna_boil._model.fitted import FittedModel
 
 
+# Below this probability of beating the best fully trained configuration, a run stops at a
+# decision point before its budget.
+IMPLAUSIBLE = 0.01
+
 # Candidates closer than this (max-norm over the unit cube and the scaled step) count as one
 # when parallel workers deciding at the same moment take the best few distinct ones.
 _DISTINCT = 0.05
@@ -257,14 +261,16 @@ class Policy:
         """Whether run ``index``, at ``step``, trains on.
 
         At its budget (``budget`` :obj:`None` or reached) the run trains on to the full budget
-        or stops; at a decision point before its budget it keeps its budget or stops. Going on
-        costs only the remaining steps, and its value is that of *having* the configuration
-        fully trained (:meth:`~optuna_boil._model.fitted.FittedModel.delivery`), or, before the
-        end of a shorter look, of finishing that look, whichever is more; it is compared with
-        the best *new* run under the same posterior. A stop at a step that the study's curves
-        do not show to predict the end needs a new run to be worth ``e**margin`` times more
-        (:meth:`~optuna_boil._model.fidelity.Belief.margin`). This is what makes the best
-        configurations end COMPLETE, and a failing run stop whatever budget it was given.
+        or stops. Going on costs only the remaining steps, and its value is that of *having*
+        the configuration fully trained
+        (:meth:`~optuna_boil._model.fitted.FittedModel.delivery`), compared with the best *new*
+        run under the same posterior: this is what makes the best configurations end COMPLETE.
+        At a decision point before its budget the run keeps its budget unless beating the best
+        fully trained configuration has become implausible (:meth:`_review`): a failing run
+        stops whatever budget it was given, a plausible one is not second-guessed. At a step
+        that the study's curves do not show to predict the end, either stop needs stronger
+        evidence, by the factor ``e**margin``
+        (:meth:`~optuna_boil._model.fidelity.Belief.margin`).
         """
         t_hi = self.model.t_hi
         if step >= t_hi:
@@ -275,23 +281,32 @@ class Policy:
                 None, -np.inf, -np.inf, "another trial trains this configuration fully"
             )
         self.fitted.drop_pending(index)
-        if budget is not None and step < budget and self.needs_full_run(exclude=index):
-            return Continuation(int(budget), np.inf, -np.inf, "the study's first full training")
-        looking = budget is not None and step < budget < t_hi
-        value = float(self.fitted.delivery(x, start=step)[0])
-        if looking:
-            assert budget is not None
-            value = max(value, self.fitted.acquisition(x, budget, start=step))
-        new = self.suggest(rng, comparison=True).log_acq
         margin = self.model.belief.margin(step)
+        if budget is not None and step < budget:
+            return self._review(index, step, int(budget), margin)
+        value = float(self.fitted.delivery(x, start=step)[0])
+        new = self.suggest(rng, comparison=True).log_acq
         if value + margin < new:
             why = "a new run is worth more"
             if margin > 0:
                 why += f" (by a factor above {np.exp(margin):.1f}: step {step:g} predicts little)"
             return Continuation(None, value, new, why)
-        if budget is not None and step < budget:
-            return Continuation(int(budget), value, new, "continue to the budget")
         return Continuation(int(t_hi), value, new, "train to the full budget")
+
+    def _review(self, index: int, step: float, budget: int, margin: float) -> Continuation:
+        """A decision point before the run's budget: the run keeps its budget unless beating the
+        best fully trained configuration has become implausible (probability below
+        :data:`IMPLAUSIBLE`, divided by ``e**margin`` at a step that predicts little)."""
+        if self.needs_full_run(exclude=index):
+            return Continuation(budget, np.inf, -np.inf, "the study's first full training")
+        log_p = float(self.fitted.log_beats_delivered(self.data.x[index])[0])
+        if log_p < np.log(IMPLAUSIBLE) - margin:
+            why = (
+                f"beating the best fully trained configuration is implausible "
+                f"(probability {np.exp(log_p):.2g})"
+            )
+            return Continuation(None, log_p, -np.inf, why)
+        return Continuation(budget, log_p, -np.inf, "continue to the budget")
 
     # What the user gets ------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
+import scipy.special
 import torch
 
 from optuna_boil._model import optim as _optim
@@ -137,6 +138,17 @@ class FittedModel:
         """Scaled score back to the oriented metric's units."""
         return self.low + np.asarray(score) * self.span
 
+    def log_beats_delivered(self, X: np.ndarray) -> np.ndarray:
+        """Log probability that each row of ``X``, fully trained, beats the best fully trained
+        configuration (posterior means at ``t_hi``; the worst observed configuration while none
+        is fully trained)."""
+        X = np.atleast_2d(X)
+        rows = torch.from_numpy(np.column_stack([X, np.ones(len(X))]))
+        with torch.no_grad():
+            mean, var = self.posterior.predict(rows)
+        z = (mean - self.delivered) / var.clamp_min(1e-12).sqrt()
+        return scipy.special.log_ndtr(z.numpy())
+
     # Values per unit of cost -------------------------------------------------------------------
 
     def _cost(self, start: float | None = None) -> TrainingCost:
@@ -150,17 +162,16 @@ class FittedModel:
             aware=m.config.cost_aware,
         )
 
-    def _new_run(self, start: float | None = None) -> CostAware:
-        return CostAware(AugmentedLogEI(self.posterior, self.best), self._cost(start))
+    def _new_run(self) -> CostAware:
+        return CostAware(AugmentedLogEI(self.posterior, self.best), self._cost())
 
-    def acquisition(self, x: np.ndarray, t: float, start: float | None = None) -> float:
-        """Log value of a run of ``x`` to step ``t`` per unit of cost: the expected
+    def acquisition(self, x: np.ndarray, t: float) -> float:
+        """Log value of a new run of ``x`` to step ``t`` per unit of cost: the expected
         improvement of the score at the full budget, weighted by how much the run tells about
-        it (:class:`~.acquisition.AugmentedLogEI`). ``start`` is where a continued run starts
-        (only the rest of the training costs)."""
+        it (:class:`~.acquisition.AugmentedLogEI`)."""
         row = torch.from_numpy(np.append(x, self.model.scale_t(t))[None])
         with torch.no_grad():
-            return float(self._new_run(start)(row)[0])
+            return float(self._new_run()(row)[0])
 
     def delivery(self, X: np.ndarray, start: float | None = None) -> np.ndarray:
         """Log expected improvement of *having* each row of ``X`` trained to ``t_hi``, per unit
