@@ -408,21 +408,21 @@ def publish_decision(
         _storage.set_user(study, tid, _storage.USER_LOG_ACQ, float(decision.log_acq))
 
 
-_trust_written: dict[tuple[int, int, str], int] = {}
+_trust_written: dict[tuple[int, int, str], tuple[int, int]] = {}
 
 
 def publish_trust(study: Study, fitted: FittedModel) -> None:
     """Write the study's fidelity trust (:mod:`optuna_boil._model.fidelity`) as its
-    ``boil_fidelity_trust`` user attribute, when the number of fully trained runs changed since
-    this process last wrote it."""
-    full = fitted.fully_trained()
+    ``boil_fidelity_trust`` user attribute, when the number of fully trained runs, or of runs in
+    the start-up check, changed since this process last wrote it."""
+    belief = fitted.model.belief
     key = (id(study._storage), study._study_id, study.study_name)
-    if _trust_written.get(key) == full.size:
+    counts = (fitted.fully_trained().size, belief.short.n if belief.short else 0)
+    if _trust_written.get(key) == counts:
         return
-    _trust_written[key] = full.size
-    trust = fitted.model.belief.trust
+    _trust_written[key] = counts
     study._storage.set_study_user_attr(
         study._study_id,
         _storage.USER_FIDELITY_TRUST,
-        _fidelity.as_attribute(trust, fitted.model.t_new_lo),
+        _fidelity.as_attribute(belief, fitted.model.t_new_lo),
     )

@@ -143,3 +143,24 @@ def test_where_early_values_predict_nothing_a_flat_start_is_not_stopped_before_t
     early = [b for s, b in zip(trust["step"], trust["belief"], strict=True) if s <= FULL // 2]
     assert early and max(early) < _fidelity.TRUSTED
     assert trust["look"] > FULL // 2  # new runs get a look past the warm-up
+
+
+def test_start_up_runs_that_reorder_make_new_configurations_train_fully() -> None:
+    # One run is fully trained (so the first full training is not what forces the budget) and
+    # eight short runs sat at the same value over their first looks: nothing says a short look
+    # predicts, so the next configuration is trained to the full budget.
+    study = _study(warm_up, n_full=1, n_short=8)
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.suggest_float("y", 0.0, 1.0)
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert _storage.get_budget(frozen) == FULL
+    trust = study.user_attrs["boil_fidelity_trust"]
+    assert trust["prior"] < _fidelity.TRUSTED and trust["start_up"]["n"] >= 8
+    assert trust["look"] == FULL
+    # Curves that keep their order over the same looks keep the trusted prior.
+    ordered = _study(flat_or_rising, n_full=1, n_short=8)
+    trial = ordered.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.suggest_float("y", 0.0, 1.0)
+    assert ordered.user_attrs["boil_fidelity_trust"]["prior"] == _fidelity.PRIOR_RHO

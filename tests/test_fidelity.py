@@ -62,13 +62,66 @@ def test_too_few_fully_trained_runs_give_no_estimate() -> None:
     s = np.arange(1.0, T_FULL + 1.0)
     (trust,) = _trust([q * s for q in (1.0, 2.0, 3.0)], [10])
     assert trust.n == 3 and math.isnan(trust.rho) and trust.se == math.inf
-    assert _fidelity.as_attribute([trust]) == {
+    assert _fidelity.as_attribute(_fidelity.Belief([trust])) == {
         "step": [10],
         "rho": [None],
         "se": [None],
         "n": [3],
         "belief": [_fidelity.PRIOR_RHO],
+        "prior": _fidelity.PRIOR_RHO,
     }
+
+
+def _start_up_runs(rng: np.random.RandomState, keep_order: bool, n: int = 8) -> list[np.ndarray]:
+    """``n`` random start-up runs of 4 steps: curves that rise to their own level, or an RL
+    warm-up in which each look is noise around the same return."""
+    s = np.arange(1.0, 5.0)
+    if keep_order:
+        return [q * (1 - np.exp(-s / 2)) for q in rng.uniform(0.2, 1.0, size=n)]
+    return [20.0 + rng.randn(s.size) for _ in range(n)]
+
+
+def test_curves_that_reorder_over_the_start_up_budget_lower_the_prior() -> None:
+    rng = np.random.RandomState(3)
+    warm_up = _fidelity.belief(_data(_start_up_runs(rng, False)), np.array([], int), 1, 60, 4)
+    assert warm_up.short is not None and warm_up.short.n == 8
+    assert warm_up.prior < _fidelity.TRUSTED
+    # Nothing is fully trained: every step has the prior's belief, so a new run gets no
+    # shorter look than the full training.
+    assert warm_up.at(10) == warm_up.prior
+    assert warm_up.look(1, 60) == 60
+    ordered = _fidelity.belief(_data(_start_up_runs(rng, True)), np.array([], int), 1, 60, 4)
+    assert ordered.short is not None and ordered.short.rho > 0.9
+    assert ordered.prior == _fidelity.PRIOR_RHO
+    assert ordered.look(1, 60) == 1
+    # A first look that says nothing (on LCBench epoch 1 ranks neither epoch 4 nor the end) does
+    # not lower the prior: the check compares half the start-up budget with the budget.
+    first_noise = [c.copy() for c in _start_up_runs(rng, True)]
+    for c in first_noise:
+        c[0] = rng.uniform()
+    first = _fidelity.belief(_data(first_noise), np.array([], int), 1, 60, 4)
+    assert first.prior == _fidelity.PRIOR_RHO
+    # Too few start-up runs say nothing: the prior stays.
+    few = _fidelity.belief(_data(_start_up_runs(rng, False, n=3)), np.array([], int), 1, 60, 4)
+    assert few.prior == _fidelity.PRIOR_RHO
+    attr = _fidelity.as_attribute(warm_up, look=60)
+    assert attr["prior"] == pytest.approx(warm_up.prior, abs=1e-4)
+    assert attr["start_up"]["n"] == 8 and attr["look"] == 60
+
+
+def test_fully_trained_runs_that_rank_the_end_win_over_a_low_prior() -> None:
+    rng = np.random.RandomState(4)
+    s = np.arange(1.0, T_FULL + 1.0)
+    # A warm-up that says nothing for the first 4 steps, then curves that keep their order.
+    curves = []
+    for q in rng.uniform(0.2, 1.0, size=16):
+        c = q * (1 - np.exp(-s / 8))
+        c[:4] = 0.1 + 0.01 * rng.randn(4)
+        curves.append(c)
+    b = _fidelity.belief(_data(curves), np.arange(16), 1, T_FULL, 4)
+    assert b.prior < _fidelity.TRUSTED
+    assert b.at(2) < _fidelity.TRUSTED <= b.at(20)
+    assert 4 < b.look(1, T_FULL) <= 20
 
 
 def test_non_finite_reports_rank_as_the_worst() -> None:

@@ -107,7 +107,10 @@ def run_more_and_check(
         assert t.state in (TrialState.COMPLETE, TrialState.PRUNED), (t.number, t.state)
         budget = _storage.get_budget(t)
         assert budget is not None and 1 <= budget <= MAX, (t.number, budget)
-        assert t.last_step is not None and t.last_step >= budget, (t.number, t.last_step, budget)
+        # At or past its budget, or stopped earlier at a decision point.
+        early = str(t.user_attrs.get(_storage.USER_STOP, "")).startswith("decision point")
+        assert t.last_step is not None, t.number
+        assert t.last_step >= budget or early, (t.number, t.last_step, budget)
     # The model keeps deciding (it publishes its choice and acquisition value) ...
     decided = [t for t in new if _storage.USER_LOG_ACQ in t.user_attrs]
     assert len(decided) >= N_MORE - startup_left, [t.user_attrs for t in new]

@@ -34,8 +34,10 @@ def test_budgets_are_integers_in_bounds_and_min_resource_is_honoured() -> None:
         assert isinstance(budget, int) and 2 <= budget <= MAX
         assert t.last_step is not None and t.last_step >= 2
         if t.state == TrialState.PRUNED:
-            # Stopped exactly at its (possibly extended) budget, never earlier.
-            assert t.last_step == budget
+            # Stopped exactly at its (possibly extended) budget, or earlier only at a decision
+            # point that found it implausible.
+            stop = t.user_attrs["boil_stop"]
+            assert t.last_step == budget or stop.startswith("decision point"), (t.number, stop)
         else:
             assert t.state == TrialState.COMPLETE and t.last_step == MAX
     # Start-up trials got the documented small budget: 2 + (12 - 2) // 16 = 2.
@@ -252,15 +254,17 @@ def test_new_configurations_start_fully_trained_when_delivery_wins() -> None:
     # more than another short look: some model-based trial gets max_resource from the start.
     study = boil_study()
     study.optimize(make_objective(), n_trials=16)
-    assert MAX in _initial_budgets(study, 4)
-    # The previous rule (the ablation switch) never starts a new configuration at MAX.
+    default = _initial_budgets(study, 4)
+    assert MAX in default
+    # The previous rule (the ablation switch) starts a new configuration at MAX only when the
+    # acquisition itself picks that budget: far more rarely.
     ablation = optuna.create_study(
         direction="maximize",
         sampler=BOILSampler(seed=0, n_startup_trials=4)._configure(deliver_new=False),
         pruner=BOILPruner(min_resource=2, max_resource=MAX),
     )
     ablation.optimize(make_objective(), n_trials=16)
-    assert MAX not in _initial_budgets(ablation, 4)
+    assert _initial_budgets(ablation, 4).count(MAX) < default.count(MAX)
 
 
 def test_multi_objective_is_a_clear_error() -> None:

@@ -186,7 +186,13 @@ class BOILModel:
     def learn_belief(self, data: CurveData) -> None:
         """How far looks are believed in this study (:mod:`.fidelity`), and with it the
         shortest budget of a new run: at least the first believed step."""
-        self.belief = _fidelity.belief(data, self.fully_trained(data), self.t_lo, self.t_hi)
+        self.belief = _fidelity.belief(
+            data,
+            self.fully_trained(data),
+            int(self.snap(np.array(self.t_lo))),
+            self.t_hi,
+            int(self.snap(np.array(self._t_new_lo))),
+        )
         look = int(self.snap(np.array(self.belief.look(self.t_lo, self.t_hi))))
         self.t_new_lo = max(self._t_new_lo, min(look, self.t_hi))
 
