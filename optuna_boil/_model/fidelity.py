@@ -89,7 +89,7 @@ def rank_agreement(data: CurveData, fully_trained: np.ndarray, steps: list[int])
         early, final = [], []
         for i in fully_trained:
             s, v = data.steps[int(i)], data.values[int(i)]
-            k = int(np.searchsorted(s, step, side="right")) - 1
+            k = _last_at(s, step)
             if k < 0 or k == len(s) - 1:
                 continue
             early.append(_finite(v[k]))
@@ -106,13 +106,17 @@ def start_up(data: CurveData, early: int, late: int) -> Trust:
     for s, v in zip(data.steps, data.values, strict=True):
         if not s.size or s[-1] < late:
             continue
-        k_early = int(np.searchsorted(s, early, side="right")) - 1
-        k_late = int(np.searchsorted(s, late, side="right")) - 1
+        k_early, k_late = _last_at(s, early), _last_at(s, late)
         if k_early < 0 or k_late <= k_early:
             continue
         first.append(_finite(v[k_early]))
         then.append(_finite(v[k_late]))
     return _spearman(late, np.array(first), np.array(then))
+
+
+def _last_at(steps: np.ndarray, step: float) -> int:
+    """Index of the last report at or before ``step`` (-1 if there is none)."""
+    return int(np.searchsorted(steps, step, side="right")) - 1
 
 
 def _finite(value: float) -> float:

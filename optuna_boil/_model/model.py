@@ -189,8 +189,9 @@ class BOILModel:
         self.belief = _fidelity.belief(
             data,
             self.fully_trained(data),
-            int(self.snap(np.array(self.t_lo))),
+            self.t_lo,
             self.t_hi,
+            # Snapped to a reported step: the start-up runs stop at their first report past it.
             int(self.snap(np.array(self._t_new_lo))),
         )
         look = int(self.snap(np.array(self.belief.look(self.t_lo, self.t_hi))))
