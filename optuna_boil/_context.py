@@ -401,11 +401,25 @@ def publish_decision(
     """Write a model decision's figures as the trial's dashboard attributes."""
     tid = trial._trial_id
     _storage.set_system(study, tid, _storage.FIT, decision.hyperparameters)
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
-    predicted = sign * float(fitted.to_metric(decision.predicted_final))
-    _storage.set_user(study, tid, _storage.USER_PREDICTED_SCORE, predicted)
+    _set_prediction(study, tid, fitted, decision.predicted_final)
     if initial:
         _storage.set_user(study, tid, _storage.USER_LOG_ACQ, float(decision.log_acq))
+
+
+def publish_prediction(study: Study, trial: FrozenTrial, fitted: FittedModel, index: int) -> None:
+    """Update the trial's ``boil_predicted_score`` from a fit that holds its curve so far (a
+    decision point): the model's newest prediction of its value at the full budget."""
+    x = fitted.data.x[index]
+    mean, _ = fitted.predict(x[None], np.array([fitted.model.t_hi], dtype=np.float64))
+    _set_prediction(study, trial._trial_id, fitted, float(mean[0]))
+
+
+def _set_prediction(study: Study, tid: int, fitted: FittedModel, score: float) -> None:
+    """Store a predicted compressed score at the full budget as the value there, in the
+    metric's units (:meth:`~optuna_boil._model.fitted.FittedModel.final_value`)."""
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
+    predicted = sign * float(fitted.final_value(score))
+    _storage.set_user(study, tid, _storage.USER_PREDICTED_SCORE, predicted)
 
 
 _trust_written: dict[tuple[int, int, str], tuple[int, int]] = {}

@@ -183,7 +183,8 @@ class Policy:
         the ``skip`` best mutually distinct ones."""
         taken: list[np.ndarray] = []
         for x, t, value in zip(X, T, F, strict=True):
-            if t <= self.observed_until(x):
+            seen = self.observed_until(x)
+            if t <= seen or (np.isfinite(seen) and self._stopped_on_arrival(x, seen)):
                 continue
             row = self._row(x, t)
             if any(np.max(np.abs(row - other)) < _DISTINCT for other in taken):
@@ -193,6 +194,22 @@ class Policy:
                 continue
             return x, int(t), float(value)
         return None
+
+    def _stopped_on_arrival(self, x: np.ndarray, seen: float) -> bool:
+        """Whether a new run of ``x``, a configuration observed up to step ``seen``, would be
+        stopped at a decision point before it passes ``seen``: it would learn nothing there that
+        is not known now, so the review would find now what it finds then (:meth:`_review`)."""
+        if self.model.t_new_lo > seen or not self.fitted.fully_trained().size:
+            return False
+        return self._implausible(x, float(self.model.t_new_lo))[0]
+
+    def _implausible(self, x: np.ndarray, step: float) -> tuple[bool, float]:
+        """Whether beating the best fully trained configuration with ``x`` is implausible for a
+        run at ``step`` (:data:`IMPLAUSIBLE`, divided by ``e**margin`` at a step that predicts
+        little), and the log probability."""
+        log_p = float(self.fitted.log_beats_delivered(x)[0])
+        margin = self.model.belief.margin(step)
+        return log_p < np.log(IMPLAUSIBLE) - margin, log_p
 
     def _fallback(
         self, rng: np.random.RandomState, fixed_t: int | None
@@ -283,7 +300,7 @@ class Policy:
         self.fitted.drop_pending(index)
         margin = self.model.belief.margin(step)
         if budget is not None and step < budget:
-            return self._review(index, step, int(budget), margin)
+            return self._review(index, step, int(budget))
         value = float(self.fitted.delivery(x, start=step)[0])
         new = self.suggest(rng, comparison=True).log_acq
         if value + margin < new:
@@ -293,14 +310,14 @@ class Policy:
             return Continuation(None, value, new, why)
         return Continuation(int(t_hi), value, new, "train to the full budget")
 
-    def _review(self, index: int, step: float, budget: int, margin: float) -> Continuation:
+    def _review(self, index: int, step: float, budget: int) -> Continuation:
         """A decision point before the run's budget: the run keeps its budget unless beating the
         best fully trained configuration has become implausible (probability below
         :data:`IMPLAUSIBLE`, divided by ``e**margin`` at a step that predicts little)."""
         if self.needs_full_run(exclude=index):
             return Continuation(budget, np.inf, -np.inf, "the study's first full training")
-        log_p = float(self.fitted.log_beats_delivered(self.data.x[index])[0])
-        if log_p < np.log(IMPLAUSIBLE) - margin:
+        stop, log_p = self._implausible(self.data.x[index], step)
+        if stop:
             why = (
                 f"beating the best fully trained configuration is implausible "
                 f"(probability {np.exp(log_p):.2g})"
@@ -317,8 +334,9 @@ class Policy:
         considered. The predicted value is clipped to the range of values observed.
 
         Returns:
-            ``(index into data, predicted score, its standard deviation)``, in the oriented
-            metric's units.
+            ``(index into data, predicted value at t_hi, the standard deviation of the
+            predicted score)``, in the oriented metric's units
+            (:meth:`~optuna_boil._model.fitted.FittedModel.final_value`).
         """
         f = self.fitted
         idx = np.array(sorted({i for i, _ in f.points}))
@@ -329,5 +347,5 @@ class Policy:
         # A conservative choice: the best lower confidence bound, so that a configuration seen
         # only briefly does not win on an optimistic extrapolation.
         k = int(np.argmax(mean - std))
-        value = float(np.clip(f.to_metric(mean[k]), f.low, f.low + f.span))
+        value = float(f.final_value(mean[k]))
         return int(idx[k]), value, float(std[k] * f.span)

@@ -156,21 +156,27 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
     def _decide(self, study: Study, trial: FrozenTrial, step: int, budget: int) -> bool:
         """A decision point (the trial reached its budget, or a check before it): stop the
         trial, or let it go on, to its budget or a new one, with its next check at twice its
-        current step."""
+        current step. Each decision is logged at INFO level under ``optuna.boil``, with why."""
         ctx = Context.read(study)
         self._remember(study, ctx)
-        outcome = self._continuation(ctx, trial, step, budget)
+        outcome, why = self._continuation(ctx, trial, step, budget)
         tid = trial._trial_id
         decisions = _storage.get_decisions(trial) + 1
         _storage.set_system(study, tid, _storage.DECISIONS, decisions)
         _storage.set_user(study, tid, _storage.USER_DECISIONS, decisions)
-        if isinstance(outcome, str):
-            _storage.set_user(study, tid, _storage.USER_STOP, outcome)
-            get_logger().info(f"Trial {trial.number} stops at step {step}: {outcome}.")
+        if outcome is None:
+            _storage.set_user(study, tid, _storage.USER_STOP, why)
+            get_logger().info(f"Trial {trial.number} stops at step {step}: {why}.")
             return True
-        if outcome != budget:
+        if outcome == budget:
             get_logger().info(
-                f"Trial {trial.number} continues from step {step} to step {outcome}."
+                f"Trial {trial.number} continues from step {step} to its budget, step {budget}: "
+                f"{why}."
+            )
+        else:
+            get_logger().info(
+                f"Trial {trial.number} continues from step {step} to step {outcome} (its budget "
+                f"was step {budget}): {why}."
             )
             extensions = _storage.get_extensions(trial) + 1
             _storage.set_system(study, tid, _storage.BUDGET, outcome)
@@ -181,13 +187,17 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
         _storage.set_system(study, tid, _storage.CHECK, check if check < outcome else None)
         return False
 
-    def _continuation(self, ctx: Context, trial: FrozenTrial, step: int, budget: int) -> int | str:
-        """The trial's budget from here on, or why it stops. Before its budget, a trial the
-        model cannot judge goes on."""
+    def _continuation(
+        self, ctx: Context, trial: FrozenTrial, step: int, budget: int
+    ) -> tuple[int | None, str]:
+        """The trial's budget from here on (:obj:`None`: it stops), and why. Before its budget,
+        a trial the model cannot judge goes on."""
         at_budget = step >= budget
         reached = f"{'budget reached' if at_budget else 'decision point'} at step {step}"
         if not ctx.settings.cash_in or ctx.in_startup(None) or ctx.range.t_full is None:
-            return reached if at_budget else budget
+            if at_budget:
+                return None, reached
+            return budget, "a start-up trial, or no model decisions"
         space = ctx.space()
         if space is None:
             return self._without_model(ctx, trial, f"{reached}; no search space", budget)
@@ -207,12 +217,15 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
                 np.random.RandomState(seed),
                 budget=None if at_budget else float(budget),
             )
+            _context.publish_prediction(ctx.study, trial, fitted, numbers.index(trial.number))
         if decision.extend_to is None or decision.extend_to <= step:
-            return f"{reached}; {decision.reason}"
-        return int(decision.extend_to)
+            return None, f"{reached}; {decision.reason}"
+        return int(decision.extend_to), decision.reason
 
     @staticmethod
-    def _without_model(ctx: Context, trial: FrozenTrial, stop: str, budget: int) -> int | str:
+    def _without_model(
+        ctx: Context, trial: FrozenTrial, stop: str, budget: int
+    ) -> tuple[int | None, str]:
         """Without a model, a trial before its budget goes on to it; at its budget it stops
         (``stop``), unless the study has no fully trained trial (COMPLETE at the full step) and
         no other running trial has the full budget: then it trains to the full step, so the
@@ -220,7 +233,7 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
         t_full = ctx.range.t_full
         assert t_full is not None
         if trial.last_step is not None and trial.last_step < budget:
-            return budget
+            return budget, f"{stop}: no model decision before the budget"
         for t in ctx.trials:
             if t.number == trial.number:
                 continue
@@ -228,10 +241,10 @@ class BOILPruner(BasePruner, _context.ResourceHolder):
             if t.state == TrialState.COMPLETE and (
                 t.last_step is None or t.last_step >= t_full or (held or 0) >= t_full
             ):
-                return stop
+                return None, stop
             if t.state == TrialState.RUNNING and held is not None and held >= t_full:
-                return stop
-        return t_full
+                return None, stop
+        return t_full, f"{stop}: the study has no fully trained trial yet"
 
     def _assign_budget(self, study: Study, trial: FrozenTrial) -> int:
         """Budget of a trial whose parameters did not come from BOILSampler (another sampler,

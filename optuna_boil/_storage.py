@@ -17,9 +17,8 @@ worker that owns the trial, so there is no read-modify-write race):
   every 30 s), for the stale-trial rule of :class:`~optuna_boil.BOILSampler`.
 
 Trial user attributes (scalars, for optuna-dashboard's table and plots; ``boil_predicted_score``
-is the model's prediction, when the trial started, of the configuration's compressed score at the
-full budget, in the metric's units: with the default target, a late-weighted average of the
-curve, so a little below the final value of a curve that is still rising):
+is the model's prediction of the configuration's value at the full budget, in the metric's units,
+made when the trial started and updated at each of its decision points):
 ``boil_budget``, ``boil_initial_budget``, ``boil_predicted_score``, ``boil_log_acq``,
 ``boil_extensions``, ``boil_decisions`` (how many decision points the pruner held for the
 trial), ``boil_stop`` (why the pruner stopped the trial), ``boil_fallback`` (why

@@ -132,3 +132,41 @@ def test_a_recommendation_prints_in_one_short_line() -> None:
     assert "\n" not in text and len(text) < 300
     assert f"fully_trained={rec.fully_trained}" in text
     assert "FrozenTrial" not in text
+
+
+def test_predicted_score_is_the_value_at_max_resource_in_metric_units() -> None:
+    # Curves that rise linearly to their end: a late-weighted average of one (the compressed
+    # score the GP models) lies far below the final value, by more than the final values differ.
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        y = trial.suggest_float("y", 0.0, 1.0)
+        final = 1.0 - 0.5 * (x - 0.3) ** 2 - 0.3 * (y - 0.6) ** 2
+        value = 0.0
+        for step in range(1, MAX + 1):
+            value = final * step / MAX
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study = boil_study(seed=3)
+    study.optimize(objective, n_trials=22)
+    complete = [
+        t
+        for t in study.trials
+        if t.state == TrialState.COMPLETE and "boil_predicted_score" in t.user_attrs
+    ]
+    assert len(complete) >= 3
+    final = [float(t.value) for t in complete]  # type: ignore[arg-type]
+    errors = [
+        abs(t.user_attrs["boil_predicted_score"] - v) for t, v in zip(complete, final, strict=True)
+    ]
+    spread = max(final) - min(final)
+    assert spread > 0
+    # The median: the study's first full trainings were predicted before any run had shown
+    # where a curve ends.
+    assert sorted(errors)[len(errors) // 2] <= 0.25 * spread, (errors, spread)
+    # The recommendation's value is in the same units: the final value, not the score.
+    rec = recommend(study)
+    assert rec.fully_trained
+    assert abs(rec.value - float(rec.trial.value)) <= 0.25 * spread  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 import optuna
@@ -320,6 +321,33 @@ def test_every_budget_decision_is_logged_at_info_with_its_reason(caplog_boil: An
         if t.state == TrialState.PRUNED:
             # One line per stop, with the reason stored for the dashboard.
             assert len(stops) == 1 and t.user_attrs["boil_stop"] in stops[0]
-        assert len(goes_on) == t.user_attrs.get("boil_extensions", 0)
+        # One line per decision point, continue or stop, each with why ("...step N: why.").
+        assert len(stops) + len(goes_on) == t.user_attrs.get("boil_decisions", 0)
+        assert all(re.search(r"step \d+\)?: \S", m) for m in stops + goes_on), goes_on
     model_starts = [m for m in messages if " trains for " in m]
     assert len(model_starts) == sum("boil_log_acq" in t.user_attrs for t in study.trials) > 0
+
+
+def test_decision_lines_are_silenced_by_optuna_verbosity() -> None:
+    logger = logging.getLogger("optuna.boil")
+    messages: list[str] = []
+    handler = _ListHandler(messages)
+    logger.addHandler(handler)
+    before = optuna.logging.get_verbosity()
+
+    def decisions() -> list[str]:
+        return [m for m in messages if " stops at step " in m or " continues from step " in m]
+
+    try:
+        study = boil_study(seed=0)
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        study.optimize(make_objective(), n_trials=7)
+        assert decisions()
+        messages.clear()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study.optimize(make_objective(), n_trials=3)
+        assert sum(t.user_attrs.get("boil_decisions", 0) for t in study.trials[7:]) > 0
+        assert not decisions()
+    finally:
+        logger.removeHandler(handler)
+        optuna.logging.set_verbosity(before)

@@ -71,6 +71,7 @@ class FittedModel:
             self.best = float(self.posterior.predict_pair(X_real, 1.0)[0].max())
         self.delivered = self._delivered_incumbent()
         self.extra_pending: list[tuple[np.ndarray, float]] = []
+        self._calibration: tuple[float, float] | None = None
         self._unconditioned = self.posterior
         self._pending: dict[int, np.ndarray] = {}  # running runs' fantasies, by index
         self._add_fantasies()
@@ -137,6 +138,45 @@ class FittedModel:
     def to_metric(self, score: np.ndarray | float) -> np.ndarray:
         """Scaled score back to the oriented metric's units."""
         return self.low + np.asarray(score) * self.span
+
+    def final_value(self, score: np.ndarray | float) -> np.ndarray:
+        """Predicted compressed scores at ``t_hi`` (scaled units) as values at ``t_hi``, in the
+        oriented metric's units, within the range of the values observed.
+
+        A compressed score is a late-weighted average of a curve, so it lies below the final
+        value of a curve that still rises. The map is the least-squares line from the
+        compressed scores of the GP's fully trained runs to their final values (from every
+        run's score and last value while fewer than 3 are fully trained), with a slope of at
+        least 0 (a higher score never means a lower value); the identity while there are fewer
+        than 3 runs or their scores do not differ.
+        """
+        if self._calibration is None:
+            self._calibration = self._fit_calibration()
+        a, b = self._calibration
+        scaled = np.clip(a + b * np.asarray(score, dtype=np.float64), 0.0, 1.0)
+        return self.to_metric(scaled)
+
+    def _fit_calibration(self) -> tuple[float, float]:
+        """Intercept and slope of :meth:`final_value`'s line, in scaled units."""
+        with torch.no_grad():
+            scores = self.gp.compression(self.gp.curves)[: self.n_real].numpy()
+        runs = np.array([i for i, _ in self.points[: self.n_real]], dtype=np.int64)
+        last = np.array([self._scaled_last(int(i)) for i in runs])
+        full = np.isin(runs, self.fully_trained())
+        use = full if full.sum() >= 3 else np.ones(runs.size, dtype=bool)
+        s, v = scores[use], last[use]
+        if s.size < 3 or np.ptp(s) <= 1e-12:
+            return 0.0, 1.0
+        b = max(float(np.polyfit(s, v, 1)[0]), 0.0)
+        return float(v.mean() - b * s.mean()), b
+
+    def _scaled_last(self, index: int) -> float:
+        """Run ``index``'s last value in ``[0, 1]``-scaled units (the curves' non-finite policy:
+        ``NaN`` and ``-inf`` are the worst value, ``+inf`` the best)."""
+        value = float(self.data.values[index][-1])
+        if np.isnan(value):
+            return 0.0
+        return float(np.clip((value - self.low) / self.span, 0.0, 1.0))
 
     def log_beats_delivered(self, X: np.ndarray) -> np.ndarray:
         """Log probability that each row of ``X``, fully trained, beats the best fully trained
