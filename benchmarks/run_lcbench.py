@@ -109,7 +109,13 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     "boil_noaug": {"augmentation": False},
     "boil_nocost": {"cost_aware": False},
     "boil_no_cashin": {"cash_in": False, "deliver_new": False},
+    # The default with an objective that keeps checkpoints: it calls optuna_boil.resume_from and
+    # continues a stopped run from its last epoch (the surrogate continues a curve exactly), so
+    # only the epochs after it are trained and counted.
+    "boil_resume": {},
 }
+# Variants whose objective resumes runs (``optuna_boil.resume_from``).
+RESUMING = frozenset({"boil_resume"})
 
 
 def _boil_factory(overrides: Mapping[str, Any]) -> MethodFactory:
@@ -330,7 +336,12 @@ def _run_optuna(method: str, task: str, seed: int, settings: RunSettings) -> dic
         surrogate_time += time.perf_counter() - start
         values, costs = curve[METRIC], epoch_costs(curve["time"])
         value = math.nan
-        for epoch in range(1, N_EPOCHS + 1):
+        first = 1
+        if method in RESUMING:
+            point = importlib.import_module("optuna_boil").resume_from(trial)
+            if point is not None:  # continue that run: its epochs were trained and counted
+                first = point.step + 1
+        for epoch in range(first, N_EPOCHS + 1):
             value = float(values[epoch - 1])
             trial.report(value, epoch)
             recorder.spend(float(costs[epoch - 1]), value, trial.number)

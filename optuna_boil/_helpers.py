@@ -10,6 +10,7 @@ from typing import NamedTuple
 import optuna
 from optuna.study import Study
 from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 from optuna_boil import _context
 from optuna_boil import _storage
@@ -60,6 +61,74 @@ def report_cost(trial: optuna.Trial, cost: float) -> None:
     frozen = trial.study._storage.get_trial(trial._trial_id)
     step = frozen.last_step if frozen.last_step is not None else 0
     _storage.set_system(trial.study, trial._trial_id, _storage.COST, [int(step), value])
+
+
+class Resume(NamedTuple):
+    """Where a trial's training continues from (:func:`resume_from`).
+
+    Attributes:
+        trial_number: The earlier trial whose run this trial continues: load its checkpoint.
+        step: The last step that run reported: report only the steps after it.
+    """
+
+    trial_number: int
+    step: int
+
+
+def resume_from(trial: optuna.Trial) -> Resume | None:
+    """The earlier run this trial continues, if any: how an objective that keeps checkpoints
+    lets optuna-boil continue stopped runs instead of training them again.
+
+    Call it after the trial's ``suggest_*`` calls. When it returns a :class:`Resume`, load the
+    checkpoint the objective saved for trial ``trial_number`` (a file per trial number, or
+    :mod:`optuna.artifacts`), train on from there and report only the steps after ``step``; the
+    trial has that trial's parameters. When it returns :obj:`None`, train from the start.
+
+    Calling it is how an objective tells optuna-boil that it can resume: until some trial of
+    the study has called it, decisions are made as if every run restarted from step 1.
+    Afterwards, training a configuration that a PRUNED trial stopped early costs only its
+    remaining steps, and the sampler weighs such continuations against new runs; the model
+    treats the two trials as one run, one curve (see ``docs/resume.md``). A trial that continues
+    a run and reaches ``max_resource`` ends COMPLETE, with the user attribute
+    ``boil_resumed_from``. One run is never continued by two trials that did not fail (of two
+    workers that were offered the same run at once, the lower trial number takes it). The call
+    is cheap (one read of the study) and can be repeated: it returns the same answer.
+
+    Args:
+        trial: The trial given to the objective.
+
+    Raises:
+        ValueError: If the trial has no parameters yet (call it after ``suggest_*``).
+    """
+    storage, study = trial.study._storage, trial.study
+    frozen = storage.get_trial(trial._trial_id)
+    if _storage.calls_resume(frozen):
+        return _as_resume(_storage.get_resumed(frozen))
+    if not frozen.params:
+        raise ValueError(
+            f"resume_from(trial) was called before trial {frozen.number}'s suggest_* calls: "
+            "the sampler chooses the run to continue there. Call it after them."
+        )
+    offer = _storage.get_resume_of(frozen)
+    if offer is not None:
+        for t in study._get_trials(deepcopy=False, states=None, use_cache=False):
+            if t.number == frozen.number or t.state == TrialState.FAIL:
+                continue
+            taken = _storage.get_resumed(t) if _storage.calls_resume(t) else None
+            offered = _storage.get_resume_of(t) if not _storage.calls_resume(t) else None
+            if (taken is not None and taken[0] == offer[0]) or (
+                offered is not None and offered[0] == offer[0] and t.number < frozen.number
+            ):
+                offer = None  # another trial continues that run: train from the start
+                break
+    _storage.set_system(study, trial._trial_id, _storage.RESUME, list(offer or []))
+    if offer is not None:
+        _storage.set_user(study, trial._trial_id, _storage.USER_RESUMED_FROM, offer[0])
+    return _as_resume(offer)
+
+
+def _as_resume(point: tuple[int, int] | None) -> Resume | None:
+    return Resume(*point) if point is not None else None
 
 
 def fit_study(study: Study) -> FittedModel | None:

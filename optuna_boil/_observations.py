@@ -9,6 +9,13 @@ Which trials contribute what:
   current budget so that parallel workers do not choose the same ``(x, t)``.
 * A FAIL trial that was retried (Optuna's ``failed_trial`` system attribute on the retry) is left
   out when the retry inherited its curve, so the same curve is not counted twice.
+* A trial that continues an earlier PRUNED trial's run from its checkpoint
+  (:func:`~optuna_boil.resume_from`) is that run: its curve is the earlier trial's curve up to
+  the step it resumed from, followed by its own reports, and the earlier trial is left out (one
+  run, one curve, no step counted twice; its cost is the earlier trial's plus its own). Not
+  when it FAILed (the earlier trial's run is still the one to continue) or when it reported a
+  step it was meant to resume past (it trained from the start after all): then both curves
+  are data, as they are.
 * WAITING trials and trials whose parameters do not cover the search space are left out.
 
 Every stored value (budget, published parameters, cost, alive mark, retry attributes) is read
@@ -101,6 +108,42 @@ def _superseded_failures(trials: Sequence[FrozenTrial]) -> set[int]:
     return out
 
 
+def _continued_runs(trials: Sequence[FrozenTrial]) -> dict[int, tuple[int, int]]:
+    """``{number: (earlier number, step)}`` of the trials that continue an earlier run (see the
+    module docstring for when they do)."""
+    by_number = {t.number: t for t in trials}
+    out: dict[int, tuple[int, int]] = {}
+    for t in trials:
+        resumed = _storage.get_resumed(t)
+        if resumed is None or t.state == TrialState.FAIL:
+            continue
+        earlier = by_number.get(resumed[0])
+        if earlier is None or earlier.state != TrialState.PRUNED:
+            continue
+        if any(step <= resumed[1] for step in t.intermediate_values):
+            continue
+        out[t.number] = resumed
+    return out
+
+
+def _merged_curves(
+    trials: Sequence[FrozenTrial], t_hi: float | None, links: dict[int, tuple[int, int]]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Every trial's curve, a continuing trial's preceded by its earlier run's (merged first,
+    so a chain of continuations is one curve)."""
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        steps, values = curve_of(t, t_hi)
+        if t.number in links:
+            number, step = links[t.number]
+            before_steps, before_values = out.get(number, (np.zeros(0), np.zeros(0)))
+            keep = before_steps <= step
+            steps = np.concatenate([before_steps[keep], steps])
+            values = np.concatenate([before_values[keep], values])
+        out[t.number] = (steps, values)
+    return out
+
+
 def build(
     trials: Sequence[FrozenTrial],
     space: SearchSpace,
@@ -116,7 +159,10 @@ def build(
     older than ``stale_after`` seconds is not pending any more (a worker probably died without a
     heartbeat); its partial curve is still data.
     """
-    skip = _superseded_failures(trials)
+    links = _continued_runs(trials)
+    curves = _merged_curves(trials, t_hi, links)
+    skip = _superseded_failures(trials) | {number for number, _ in links.values()}
+    by_number = {t.number: t for t in trials}
     sign = -1.0 if direction == optuna.study.StudyDirection.MINIMIZE else 1.0
     xs, steps, values, costs, running, budgets, numbers = [], [], [], [], [], [], []
     failed: list[bool] = []
@@ -132,7 +178,7 @@ def build(
             continue
         if not np.all(np.isfinite(x)):
             continue
-        s, v = curve_of(t, t_hi)
+        s, v = curves[t.number]
         if s.size == 0 and t.state != TrialState.RUNNING:
             continue
         xs.append(x)
@@ -146,12 +192,12 @@ def build(
         budgets.append(float(budget) if budget is not None else np.nan)
         numbers.append(t.number)
         failed.append(t.state == TrialState.FAIL)
-        if user_costs:
-            reported = _storage.get_cost(t)
-            costs.append(reported[1] if reported is not None else np.nan)
-        elif cost_mode == "wallclock" and t.datetime_start is not None:
-            end = _aware(t.datetime_complete) if t.datetime_complete is not None else now
-            costs.append((end - _aware(t.datetime_start)).total_seconds())
+        if user_costs or cost_mode == "wallclock":
+            cost, link = _own_cost(t, user_costs, now), links.get(t.number)
+            while link is not None:  # a continued run's cost includes the runs it continues
+                cost += _own_cost(by_number[link[0]], user_costs, now)
+                link = links.get(link[0])
+            costs.append(cost)
         else:
             costs.append(float(s[-1]) if s.size else np.nan)
     return CurveData(
@@ -164,3 +210,15 @@ def build(
         numbers=np.array(numbers, dtype=np.int64),
         failed=np.array(failed, dtype=bool),
     )
+
+
+def _own_cost(trial: FrozenTrial, user_costs: bool, now: datetime.datetime) -> float:
+    """A trial's own cost when cost is not counted in steps: its reported cost (NaN without
+    one), or its duration."""
+    if user_costs:
+        reported = _storage.get_cost(trial)
+        return reported[1] if reported is not None else math.nan
+    if trial.datetime_start is None:
+        return math.nan
+    end = _aware(trial.datetime_complete) if trial.datetime_complete is not None else now
+    return (end - _aware(trial.datetime_start)).total_seconds()

@@ -77,12 +77,16 @@ class Policy:
     Args:
         fitted: The fitted model (its pending runs may grow while deciding, see
             :meth:`~optuna_boil._model.fitted.FittedModel.add_pending`).
+        resumes: The study's objective continues stopped runs from their checkpoints
+            (:func:`~optuna_boil.resume_from`): training a configuration seen before to the full
+            budget costs only the steps after its longest stopped run.
     """
 
-    def __init__(self, fitted: FittedModel) -> None:
+    def __init__(self, fitted: FittedModel, resumes: bool = False) -> None:
         self.fitted = fitted
         self.model = fitted.model
         self.data = fitted.data
+        self.resumes = resumes
 
     # Which runs exist --------------------------------------------------------------------------
 
@@ -112,10 +116,14 @@ class Policy:
 
     def earlier_run(self, x: np.ndarray) -> int | None:
         """Number of the longest observed run of configuration ``x`` (:obj:`None` if there is
-        none, or the data has no trial numbers)."""
+        none, or the data has no trial numbers); in a study that resumes runs, the longest
+        stopped one if there is one (:meth:`_stopped_runs`), the run to continue."""
         if len(self.data.numbers) != len(self.data):
             return None
-        lengths = np.where(self.same(x), [s.size for s in self.data.steps], -1)
+        same = self.same(x)
+        if self.resumes and np.any(same & self._stopped_runs()):
+            same &= self._stopped_runs()
+        lengths = np.where(same, [s.size for s in self.data.steps], -1)
         i = int(np.argmax(lengths))
         return int(self.data.numbers[i]) if lengths[i] > 0 else None
 
@@ -197,9 +205,14 @@ class Policy:
 
     def _stopped_on_arrival(self, x: np.ndarray, seen: float) -> bool:
         """Whether a new run of ``x``, a configuration observed up to step ``seen``, would be
-        stopped at a decision point before it passes ``seen``: it would learn nothing there that
-        is not known now, so the review would find now what it finds then (:meth:`_review`)."""
-        if self.model.t_new_lo > seen or not self.fitted.fully_trained().size:
+        stopped at a decision point before it passes ``seen`` (or, continuing the earlier run,
+        at its first report): it would learn nothing there that is not known now, so the review
+        would find now what it finds then (:meth:`_review`)."""
+        if not self.fitted.fully_trained().size:
+            return False
+        if self.resumes:
+            return self._implausible(x, seen)[0]
+        if self.model.t_new_lo > seen:
             return False
         return self._implausible(x, float(self.model.t_new_lo))[0]
 
@@ -231,7 +244,10 @@ class Policy:
         X = np.unique(self.data.x[seen], axis=0)
         if not len(X):
             return None
-        f = self.fitted.delivery(X)
+        if self.resumes:
+            f = np.array([self.fitted.delivery(x, start=self._resumes_at(x))[0] for x in X])
+        else:
+            f = self.fitted.delivery(X)
         order = np.argsort(-f, kind="stable")
         running = self.data.running.astype(bool)
         t_hi = float(self.model.t_hi)
@@ -239,7 +255,10 @@ class Policy:
         for x, value in zip(X[order], f[order], strict=True):
             # A configuration with a running trial is left to that trial's own decision point,
             # where training it on costs less than starting again.
-            if t_hi <= self.observed_until(x) or np.any(self.same(x) & running):
+            until = self.observed_until(x)
+            if t_hi <= until or np.any(self.same(x) & running):
+                continue
+            if np.isfinite(until) and self._stopped_on_arrival(x, until):
                 continue
             if any(np.max(np.abs(x - other)) < _DISTINCT for other in taken):
                 continue
@@ -248,6 +267,20 @@ class Policy:
                 continue
             return x, float(value)
         return None
+
+    def _resumes_at(self, x: np.ndarray) -> float | None:
+        """The step from which configuration ``x`` would be continued: the last step of its
+        longest stopped run (neither running nor failed), or :obj:`None`."""
+        d = self.data
+        runs = np.flatnonzero(self.same(x) & self._stopped_runs())
+        last = [float(d.steps[i][-1]) for i in runs if d.steps[i].size]
+        return max(last) if last else None
+
+    def _stopped_runs(self) -> np.ndarray:
+        """Mask of the runs that stopped (neither running nor failed): those can be continued."""
+        d = self.data
+        failed = d.failed if d.failed.size == len(d) else np.zeros(len(d), dtype=bool)
+        return ~d.running.astype(bool) & ~failed
 
     def decision(
         self, x: np.ndarray, t: float, log_acq: float, retrain_of: int | None = None

@@ -273,8 +273,11 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         )
         fixed_t = None if enforced else ctx.range.t_full
         _context.publish_trust(study, fitted)
+        resumes = any(_storage.calls_resume(t) for t in ctx.trials)
         with _context.FIT_LOCK, _context.limit_threads():
-            decision = Policy(fitted).suggest(rng, fixed_t=fixed_t, skip=in_flight)
+            decision = Policy(fitted, resumes=resumes).suggest(
+                rng, fixed_t=fixed_t, skip=in_flight
+            )
         _settle.publish(study, trial, space, fitted, decision, enforced)
         known = {
             t.number: _settle.choice(t) for t in ctx.trials if _storage.get_published_params(t)
@@ -285,6 +288,14 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
                 study, trial._trial_id, _storage.USER_RETRAIN_OF, decision.retrain_of
             )
         params = space.decode(decision.x)
+        source = _resume_source(ctx, decision.retrain_of, decision.t) if resumes else None
+        if source is not None:
+            # The run continues: exactly the earlier trial's parameters, from its last step.
+            params = {name: source.params.get(name, v) for name, v in params.items()}
+            _storage.set_system(study, trial._trial_id, _storage.PARAMS, params)
+            _storage.set_system(
+                study, trial._trial_id, _storage.RESUME_OF, [source.number, source.last_step]
+            )
         get_logger().info(
             f"Trial {trial.number} trains for {decision.t} steps"
             + (
@@ -292,6 +303,26 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
                 if decision.retrain_of is not None
                 else ""
             )
+            + (f", from its step {source.last_step}" if source is not None else "")
             + f": {params}."
         )
         return params
+
+
+def _resume_source(ctx: Context, number: int | None, budget: int) -> FrozenTrial | None:
+    """The PRUNED trial whose run a retrain of trial ``number``'s configuration continues, in a
+    study whose objective resumes runs: that trial, when it stopped before ``budget`` and no
+    trial that did not fail continues it already."""
+    if number is None:
+        return None
+    source = next((t for t in ctx.trials if t.number == number), None)
+    if source is None or source.state != TrialState.PRUNED or source.last_step is None:
+        return None
+    if source.last_step >= budget:
+        return None
+    for t in ctx.trials:
+        # A proposal counts until the trial's objective answered it (resume_from).
+        taken = _storage.get_resumed(t) if _storage.calls_resume(t) else _storage.get_resume_of(t)
+        if taken is not None and taken[0] == number and t.state != TrialState.FAIL:
+            return None
+    return source

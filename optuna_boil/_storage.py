@@ -15,6 +15,12 @@ worker that owns the trial, so there is no read-modify-write race):
 * ``boil:decisions`` (int): how many decision points (model fits) the pruner held for the trial.
 * ``boil:alive`` (float): UTC epoch seconds of the trial's latest pruner call (written at most
   every 30 s), for the stale-trial rule of :class:`~optuna_boil.BOILSampler`.
+* ``boil:resume_of`` (list ``[trial number, step]``): the sampler's proposal, in a study whose
+  objective resumes runs, that this trial continue the run of an earlier PRUNED trial of its
+  configuration from that trial's last reported step.
+* ``boil:resume`` (list): written by :func:`~optuna_boil.resume_from` on every trial that calls
+  it: ``[trial number, step]`` when the trial continues that run, ``[]`` when it trains from the
+  start. A study in which any trial holds it resumes runs.
 
 Trial user attributes (scalars, for optuna-dashboard's table and plots; ``boil_predicted_score``
 is the model's prediction of the configuration's value at the full budget, in the metric's units,
@@ -22,9 +28,10 @@ made when the trial started and updated at each of its decision points):
 ``boil_budget``, ``boil_initial_budget``, ``boil_predicted_score``, ``boil_log_acq``,
 ``boil_extensions``, ``boil_decisions`` (how many decision points the pruner held for the
 trial), ``boil_stop`` (why the pruner stopped the trial), ``boil_fallback`` (why
-a decision fell back to random sampling, e.g. a failed model fit) and ``boil_retrain_of`` (the
+a decision fell back to random sampling, e.g. a failed model fit), ``boil_retrain_of`` (the
 number of an earlier trial whose configuration this trial trains again from the start: the
-model chose it to train longer, usually to the full budget).
+model chose it to train longer, usually to the full budget) and ``boil_resumed_from`` (the
+number of the earlier trial whose run this trial continues from its checkpoint).
 
 Study system attribute:
 
@@ -75,6 +82,8 @@ DECISIONS = "boil:decisions"
 RESOURCES = "boil:resources"
 FULL_STEP = "boil:full_step"
 ALIVE = "boil:alive"
+RESUME_OF = "boil:resume_of"
+RESUME = "boil:resume"
 FAILED_TRIAL = "failed_trial"
 RETRY_HISTORY = "retry_history"
 
@@ -87,6 +96,7 @@ USER_DECISIONS = "boil_decisions"
 USER_STOP = "boil_stop"
 USER_FALLBACK = "boil_fallback"
 USER_RETRAIN_OF = "boil_retrain_of"
+USER_RESUMED_FROM = "boil_resumed_from"
 USER_FIDELITY_TRUST = "boil_fidelity_trust"  # a study user attribute
 
 
@@ -263,6 +273,44 @@ def get_published_params(trial: FrozenTrial) -> dict[str, Any]:
     if len(out) != len(published):
         _warn_bad(trial, PARAMS, published, "entries that are not name: scalar were dropped")
     return out
+
+
+def _run_point(trial: FrozenTrial) -> Callable[[Any], tuple[int, int]]:
+    """Parser of ``[trial number, step]``: an earlier trial's number and a non-negative step."""
+
+    def parse(value: Any) -> tuple[int, int]:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise _Bad("expected [trial number, step]")
+        number, step = _integer(value[0]), int(_non_negative(_integer(value[1])))
+        if not 0 <= number < trial.number:
+            raise _Bad("not the number of an earlier trial")
+        return number, step
+
+    return parse
+
+
+def get_resume_of(trial: FrozenTrial) -> tuple[int, int] | None:
+    """The sampler's proposal that ``trial`` continue an earlier run (``boil:resume_of``):
+    ``(trial number, step)``, or ``None``."""
+    return _read(trial, RESUME_OF, _run_point(trial))
+
+
+def calls_resume(trial: FrozenTrial) -> bool:
+    """Whether the trial's objective called :func:`~optuna_boil.resume_from` (``boil:resume``
+    is set, whatever its value)."""
+    return trial.system_attrs.get(RESUME) is not None
+
+
+def get_resumed(trial: FrozenTrial) -> tuple[int, int] | None:
+    """The run ``trial`` continues (``boil:resume``): ``(trial number, step)``, or ``None`` when
+    it trains from the start (``[]``) or did not call :func:`~optuna_boil.resume_from`."""
+
+    def parse(value: Any) -> tuple[int, int] | None:
+        if isinstance(value, (list, tuple)) and not value:
+            return None
+        return _run_point(trial)(value)
+
+    return _read(trial, RESUME, parse)
 
 
 def retry_sources(trial: FrozenTrial) -> set[int]:

@@ -35,6 +35,8 @@ SMOKE = {
     "ask_and_tell.py": "sklearn",
     "cost_reporting.py": "numpy",
 }
+# Examples with checks of their own (run like the SMOKE ones, in their own folder).
+OWN_CHECKS = {"pytorch_resume.py": "torch"}
 
 
 @dataclass
@@ -133,7 +135,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
                 run_example, "quickstart.py", "--smoke", "--storage", storage, cwd=tmp
             ),
         )
-        for script, module in SMOKE.items():
+        for script, module in {**SMOKE, **OWN_CHECKS}.items():
             if missing(module):
                 result[script] = Run(skip=missing(module))
                 continue
@@ -156,6 +158,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
 def test_every_example_is_run() -> None:
     assert {p.name for p in EXAMPLES.glob("*.py")} == {
         *SMOKE,
+        *OWN_CHECKS,
         "quickstart.py",
         "postgres_workers.py",
     }
@@ -218,6 +221,30 @@ def test_example_smoke(script: str, runs: dict[str, Run]) -> None:
     if script == "lightgbm_rounds.py":
         assert study.direction == optuna.study.StudyDirection.MINIMIZE
         assert all(step % 10 == 0 or step == 30 for step in study.trials[0].intermediate_values)
+
+
+def test_pytorch_resume_continues_runs_from_checkpoints(runs: dict[str, Run]) -> None:
+    run = runs["pytorch_resume.py"]
+    output = run.output()
+    (summary,) = optuna.get_all_study_summaries(run.storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=run.storage)
+    continued = [t for t in study.trials if "boil_resumed_from" in t.user_attrs]
+    assert f"runs continued from a checkpoint: {len(continued)}" in output
+    epochs = sum(len(t.intermediate_values) for t in study.trials)
+    assert f"Epochs trained: {epochs};" in output
+    folder = Path(run.storage.removeprefix("sqlite:///")).parent / "checkpoints"
+    for t in continued:
+        earlier = study.trials[t.user_attrs["boil_resumed_from"]]
+        # It reported only the epochs after the run it continued, with that run's parameters.
+        assert min(t.intermediate_values) == earlier.last_step + 1
+        assert t.params == earlier.params
+        # That run's checkpoint is gone once the continuation ended.
+        assert not (folder / f"trial_{earlier.number}.pt").exists()
+    for t in study.trials:
+        if t.state == TrialState.PRUNED and t.number not in {
+            c.user_attrs["boil_resumed_from"] for c in continued
+        }:
+            assert (folder / f"trial_{t.number}.pt").exists()
 
 
 def test_postgres_workers(runs: dict[str, Run]) -> None:
