@@ -169,3 +169,39 @@ def test_without_resume_from_no_run_is_offered_for_continuation() -> None:
     study.optimize(_objective({}, [], resume=False), n_trials=24)
     assert not any(_storage.RESUME_OF in t.system_attrs for t in study.trials)
     assert not any(_storage.USER_RESUMED_FROM in t.user_attrs for t in study.trials)
+
+
+@pytest.mark.parametrize(
+    "other, offered",
+    [
+        ((TrialState.FAIL, _storage.RESUME, [0, 5]), True),  # a failed continuation: offer again
+        ((TrialState.RUNNING, _storage.RESUME, [0, 5]), False),  # continued now
+        ((TrialState.RUNNING, _storage.RESUME_OF, [0, 5]), False),  # offered, not answered yet
+        ((TrialState.RUNNING, _storage.RESUME, []), True),  # offered, trains from the start
+    ],
+)
+def test_a_run_is_offered_unless_a_trial_that_did_not_fail_holds_it(
+    other: tuple[TrialState, str, list[int]], offered: bool
+) -> None:
+    from optuna_boil._context import Context
+    from optuna_boil._sampler import _resume_source
+
+    study = optuna.create_study(direction="maximize")
+    _add(study, TrialState.PRUNED, 0.2, range(1, 6))
+    state, key, value = other
+    _add(study, state, 0.2, range(6, 8), **{key: value})
+    context = Context(study, study.trials, BOILSampler()._settings)
+    source = _resume_source(context, 0, FULL)
+    assert (source is not None and source.number == 0) == offered
+    assert _resume_source(context, 0, 5) is None  # it reached that budget already
+
+
+def test_parallel_workers_never_continue_one_run_twice() -> None:
+    study = _study(seed=1)
+    study.optimize(_objective({}, [], resume=True), n_trials=24, n_jobs=2)
+    sources = [
+        t.user_attrs[_storage.USER_RESUMED_FROM]
+        for t in study.trials
+        if _storage.USER_RESUMED_FROM in t.user_attrs and t.state != TrialState.FAIL
+    ]
+    assert len(sources) == len(set(sources))
