@@ -34,8 +34,8 @@ from optuna.trial import TrialState
 from pytorch_schedule import Data
 from pytorch_schedule import load_data
 from pytorch_schedule import make_cnn
+from pytorch_schedule import train_epoch
 import torch
-from torch import nn
 
 from optuna_boil import BOILPruner
 from optuna_boil import BOILSampler
@@ -89,7 +89,6 @@ class Checkpoints:
 
 def objective(trial: optuna.Trial, data: Data, max_epochs: int, store: Checkpoints) -> float:
     """Train (or continue training) the CNN and return the final validation accuracy."""
-    X_train, y_train, X_val, y_val = data
     lr = trial.suggest_float("lr", 1e-3, 3e-1, log=True)
     momentum = trial.suggest_float("momentum", 0.5, 0.99)
     channels = trial.suggest_int("channels", 4, 32, log=True)
@@ -108,16 +107,7 @@ def objective(trial: optuna.Trial, data: Data, max_epochs: int, store: Checkpoin
 
     accuracy = 0.0
     for epoch in range(first, max_epochs + 1):
-        model.train()
-        order = torch.randperm(len(X_train))
-        for start in range(0, len(order), 64):
-            idx = order[start : start + 64]
-            optimiser.zero_grad()
-            nn.functional.cross_entropy(model(X_train[idx]), y_train[idx]).backward()
-            optimiser.step()
-        model.eval()
-        with torch.no_grad():
-            accuracy = float((model(X_val).argmax(1) == y_val).float().mean())
+        accuracy = train_epoch(model, optimiser, data)
         trial.report(accuracy, epoch)
         if trial.should_prune():
             # Stopped: keep the run so that a later trial can continue it.

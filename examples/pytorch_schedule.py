@@ -66,6 +66,21 @@ def make_cnn(channels: int, dropout: float) -> nn.Module:
     )
 
 
+def train_epoch(model: nn.Module, optimiser: torch.optim.Optimizer, data: Data) -> float:
+    """Train ``model`` for one epoch of 64-image minibatches; return the validation accuracy."""
+    X_train, y_train, X_val, y_val = data
+    model.train()
+    order = torch.randperm(len(X_train))
+    for start in range(0, len(order), 64):
+        idx = order[start : start + 64]
+        optimiser.zero_grad()
+        nn.functional.cross_entropy(model(X_train[idx]), y_train[idx]).backward()
+        optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        return float((model(X_val).argmax(1) == y_val).float().mean())
+
+
 def warmup_cosine(epoch: int, budget: int) -> float:
     """Learning-rate factor for ``epoch`` (0-based): one linear warm-up epoch, then cosine decay.
 
@@ -81,12 +96,10 @@ def warmup_cosine(epoch: int, budget: int) -> float:
 
 def objective(trial: optuna.Trial, data: Data, max_epochs: int) -> float:
     """Train the CNN for the epochs BOIL allows and return the final validation accuracy."""
-    X_train, y_train, X_val, y_val = data
     lr = trial.suggest_float("lr", 1e-3, 3e-1, log=True)
     momentum = trial.suggest_float("momentum", 0.5, 0.99)
     channels = trial.suggest_int("channels", 4, 32, log=True)
     dropout = trial.suggest_float("dropout", 0.0, 0.5)
-    batch_size = 64
 
     torch.manual_seed(trial.number)
     model = make_cnn(channels, dropout)
@@ -103,17 +116,8 @@ def objective(trial: optuna.Trial, data: Data, max_epochs: int) -> float:
     accuracy = 0.0
     for epoch in range(1, max_epochs + 1):
         schedule["budget"] = max(schedule["budget"], get_budget(trial) or 0)
-        model.train()
-        order = torch.randperm(len(X_train))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            optimiser.zero_grad()
-            nn.functional.cross_entropy(model(X_train[idx]), y_train[idx]).backward()
-            optimiser.step()
+        accuracy = train_epoch(model, optimiser, data)
         scheduler.step()
-        model.eval()
-        with torch.no_grad():
-            accuracy = float((model(X_val).argmax(1) == y_val).float().mean())
         trial.report(accuracy, epoch)
         if trial.should_prune():
             raise optuna.TrialPruned()

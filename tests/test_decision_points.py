@@ -20,6 +20,8 @@ from optuna_boil import _storage
 from optuna_boil._model import fidelity as _fidelity
 from optuna_boil._policy import Continuation
 from optuna_boil._policy import Policy
+from tests._helpers import boil_study
+from tests._helpers import linear_objective
 
 
 FULL = 32
@@ -170,26 +172,8 @@ def test_no_run_is_started_only_to_be_stopped_where_an_earlier_run_already_was()
     # A configuration seen up to step 2 and judged implausible there would be stopped at the
     # first decision point of a new run at once, having learned nothing: the sampler must not
     # start that run (before the fix, a corner configuration was retrained 5 times in a row).
-    max_step = 12
-
-    def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_float("x", 0.0, 1.0)
-        y = trial.suggest_float("y", 0.0, 1.0)
-        final = 1.0 - 0.5 * (x - 0.3) ** 2 - 0.3 * (y - 0.6) ** 2
-        value = 0.0
-        for step in range(1, max_step + 1):
-            value = final * step / max_step
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return value
-
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=BOILSampler(seed=3, n_startup_trials=4),
-        pruner=BOILPruner(min_resource=2, max_resource=max_step),
-    )
-    study.optimize(objective, n_trials=22)
+    study = boil_study(seed=3)
+    study.optimize(linear_objective, n_trials=22)
     reached = {t.number: t.last_step or 0 for t in study.trials}
     for t in study.trials:
         earlier = t.user_attrs.get(_storage.USER_RETRAIN_OF)

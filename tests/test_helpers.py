@@ -15,6 +15,7 @@ from optuna_boil import recommend
 from optuna_boil import report_cost
 from tests._helpers import MAX
 from tests._helpers import boil_study
+from tests._helpers import linear_objective
 from tests._helpers import make_objective
 
 
@@ -135,22 +136,10 @@ def test_a_recommendation_prints_in_one_short_line() -> None:
 
 
 def test_predicted_score_is_the_value_at_max_resource_in_metric_units() -> None:
-    # Curves that rise linearly to their end: a late-weighted average of one (the compressed
-    # score the GP models) lies far below the final value, by more than the final values differ.
-    def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_float("x", 0.0, 1.0)
-        y = trial.suggest_float("y", 0.0, 1.0)
-        final = 1.0 - 0.5 * (x - 0.3) ** 2 - 0.3 * (y - 0.6) ** 2
-        value = 0.0
-        for step in range(1, MAX + 1):
-            value = final * step / MAX
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return value
-
+    # Curves that rise linearly to their end: the compressed score the GP models lies far below
+    # the final value, by more than the final values differ.
     study = boil_study(seed=3)
-    study.optimize(objective, n_trials=22)
+    study.optimize(linear_objective, n_trials=22)
     complete = [
         t
         for t in study.trials
