@@ -169,8 +169,6 @@ class Policy:
             comparison: The best new run is only compared with continuing a run (a decision
                 point): ``first_full`` does not apply.
         """
-        if fixed_t is None and not comparison and self._random_full():
-            return self._random_at(self.model.t_hi, rng)
         X, T, F = self.fitted.search(rng, fixed_t=fixed_t)
         chosen = self._first_new(X, T, F, skip)
         if chosen is None:
@@ -185,28 +183,6 @@ class Policy:
             if best is not None and best[1] > value:
                 x, t, value = best[0], t_hi, best[1]
         return self.decision(x, t, value, self.earlier_run(x))
-
-    def _random_full(self) -> bool:
-        """Whether the next new run is a random full training (``random_full``): no look
-        short of the full budget is believed, and fewer full trainings than ``random_full``
-        are done or under way."""
-        n = self.model.config.random_full
-        if n <= 0 or self.model.t_new_lo < self.model.t_hi:
-            return False
-        d = self.data
-        full = d.running.astype(bool) & (np.nan_to_num(d.budgets) >= self.model.t_hi)
-        under_way = int(full.sum()) + sum(
-            b >= self.model.t_hi for _, b in self.fitted.extra_pending
-        )
-        return self.fitted.fully_trained().size + under_way < n
-
-    def _random_at(self, t: int, rng: np.random.RandomState) -> Decision:
-        """A random configuration not observed at ``t`` yet, trained to ``t``."""
-        space = self.model.space
-        draws = space.round(space.sample(64, rng))
-        fresh = [x for x in draws if t > self.observed_until(x)]
-        x = fresh[0] if fresh else draws[0]
-        return self.decision(x, t, self.fitted.acquisition(x, t))
 
     def _first_new(
         self, X: np.ndarray, T: np.ndarray, F: np.ndarray, skip: int

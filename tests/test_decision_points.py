@@ -7,7 +7,6 @@ more trial is started with the full budget and its reports are fed one by one to
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import optuna
@@ -19,7 +18,6 @@ from optuna_boil import BOILPruner
 from optuna_boil import BOILSampler
 from optuna_boil import _storage
 from optuna_boil._model import fidelity as _fidelity
-from optuna_boil._model.fitted import FittedModel
 from optuna_boil._policy import Continuation
 from optuna_boil._policy import Policy
 from tests._helpers import boil_study
@@ -186,26 +184,3 @@ def test_no_run_is_started_only_to_be_stopped_where_an_earlier_run_already_was()
             earlier,
             t.user_attrs.get(_storage.USER_STOP),
         )
-
-
-@pytest.mark.parametrize("n_full, random", [(1, True), (2, False)])
-def test_random_full_trainings_start_a_study_in_which_no_look_is_believed(
-    monkeypatch: pytest.MonkeyPatch, n_full: int, random: bool
-) -> None:
-    # With random_full=2, while fewer than 2 runs are fully trained and no look is believed,
-    # a new configuration is a random full training: the acquisition is not searched.
-    searched: list[bool] = []
-    search = FittedModel.search
-
-    def spy(self: FittedModel, *args: Any, **kwargs: Any) -> Any:
-        searched.append(True)
-        return search(self, *args, **kwargs)
-
-    monkeypatch.setattr(FittedModel, "search", spy)
-    study = _study(warm_up, n_full=n_full, n_short=8)
-    study.sampler = study.sampler._configure(random_full=2)  # type: ignore[attr-defined]
-    trial = study.ask()
-    trial.suggest_float("x", 0.0, 1.0)
-    trial.suggest_float("y", 0.0, 1.0)
-    assert _storage.get_budget(study._storage.get_trial(trial._trial_id)) == FULL
-    assert bool(searched) != random

@@ -53,11 +53,6 @@ class ModelConfig:
             with the acquisition's choice (it is trained again from the start).
         first_full: While nothing is fully trained (or being trained to the full budget), the
             next new run is a full one, so ``study.best_trial`` exists early.
-        random_full: Where no look short of the full budget is believed (new runs are full
-            trainings), the first ``random_full`` full trainings are random configurations:
-            a space-filling start at the full budget, instead of the acquisition's far corners
-            of a GP that has seen almost no full training, and an unbiased sample for the
-            fidelity estimate.
     """
 
     learn_compression: bool = True
@@ -72,7 +67,6 @@ class ModelConfig:
     deliver_new: bool = True
     deliver_best: bool = True
     first_full: bool = True
-    random_full: int = 0
 
 
 @dataclass
