@@ -191,8 +191,7 @@ class Policy:
         the ``skip`` best mutually distinct ones."""
         taken: list[np.ndarray] = []
         for x, t, value in zip(X, T, F, strict=True):
-            seen = self.observed_until(x)
-            if t <= seen or (np.isfinite(seen) and self._stopped_on_arrival(x, seen)):
+            if t <= self.observed_until(x):
                 continue
             row = self._row(x, t)
             if any(np.max(np.abs(row - other)) < _DISTINCT for other in taken):
@@ -202,19 +201,6 @@ class Policy:
                 continue
             return x, int(t), float(value)
         return None
-
-    def _stopped_on_arrival(self, x: np.ndarray, seen: float) -> bool:
-        """Whether a new run of ``x``, a configuration observed up to step ``seen``, would be
-        stopped at a decision point before it passes ``seen`` (or, continuing the earlier run,
-        at its first report): it would learn nothing there that is not known now, so the review
-        would find now what it finds then (:meth:`_review`)."""
-        if not self.fitted.fully_trained().size:
-            return False
-        if self.resumes:
-            return self._implausible(x, seen)[0]
-        if self.model.t_new_lo > seen:
-            return False
-        return self._implausible(x, float(self.model.t_new_lo))[0]
 
     def _implausible(self, x: np.ndarray, step: float) -> tuple[bool, float]:
         """Whether beating the best fully trained configuration with ``x`` is implausible for a
@@ -255,10 +241,7 @@ class Policy:
         for x, value in zip(X[order], f[order], strict=True):
             # A configuration with a running trial is left to that trial's own decision point,
             # where training it on costs less than starting again.
-            until = self.observed_until(x)
-            if t_hi <= until or np.any(self.same(x) & running):
-                continue
-            if np.isfinite(until) and self._stopped_on_arrival(x, until):
+            if t_hi <= self.observed_until(x) or np.any(self.same(x) & running):
                 continue
             if any(np.max(np.abs(x - other)) < _DISTINCT for other in taken):
                 continue

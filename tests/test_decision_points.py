@@ -20,8 +20,6 @@ from optuna_boil import _storage
 from optuna_boil._model import fidelity as _fidelity
 from optuna_boil._policy import Continuation
 from optuna_boil._policy import Policy
-from tests._helpers import boil_study
-from tests._helpers import linear_objective
 
 
 FULL = 32
@@ -166,21 +164,3 @@ def test_start_up_runs_that_reorder_make_new_configurations_train_fully() -> Non
     trial.suggest_float("x", 0.0, 1.0)
     trial.suggest_float("y", 0.0, 1.0)
     assert ordered.user_attrs["boil_fidelity_trust"]["prior"] == _fidelity.PRIOR_RHO
-
-
-def test_no_run_is_started_only_to_be_stopped_where_an_earlier_run_already_was() -> None:
-    # A configuration seen up to step 2 and judged implausible there would be stopped at the
-    # first decision point of a new run at once, having learned nothing: the sampler must not
-    # start that run (before the fix, a corner configuration was retrained 5 times in a row).
-    study = boil_study(seed=3)
-    study.optimize(linear_objective, n_trials=22)
-    reached = {t.number: t.last_step or 0 for t in study.trials}
-    for t in study.trials:
-        earlier = t.user_attrs.get(_storage.USER_RETRAIN_OF)
-        if earlier is None or t.state != TrialState.PRUNED:
-            continue
-        assert t.last_step is not None and t.last_step > reached[earlier], (
-            t.number,
-            earlier,
-            t.user_attrs.get(_storage.USER_STOP),
-        )
