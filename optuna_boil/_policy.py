@@ -78,9 +78,8 @@ class Policy:
         fitted: The fitted model (its pending runs may grow while deciding, see
             :meth:`~optuna_boil._model.fitted.FittedModel.add_pending`).
         resumes: The study's objective continues stopped runs from their checkpoints
-            (:func:`~optuna_boil.resume_from`): training a stopped configuration further, to
-            the full budget or for a longer look, costs only the steps after its run's last
-            one, and such continuations compete with new runs.
+            (:func:`~optuna_boil.resume_from`): training a configuration seen before to the full
+            budget costs only the steps after its longest stopped run.
     """
 
     def __init__(self, fitted: FittedModel, resumes: bool = False) -> None:
@@ -160,8 +159,7 @@ class Policy:
         it fully trained is worth more per unit of cost than the budget the acquisition chose
         for it (and, with ``first_full``, while nothing is fully trained); with
         ``deliver_best`` the observed configuration whose full training is worth most replaces
-        it when that is worth more still; in a study that resumes runs, so does the longer
-        look at a stopped run worth most (:meth:`_best_continuation`).
+        it when that is worth more still.
 
         Args:
             rng: Random state of the search.
@@ -184,36 +182,7 @@ class Policy:
             best = self._best_delivery(skip) if cfg.deliver_best else None
             if best is not None and best[1] > value:
                 x, t, value = best[0], t_hi, best[1]
-        if self.resumes and fixed_t is None and not comparison and skip == 0:
-            thaw = self._best_continuation()
-            if thaw is not None and thaw[2] > value:
-                x, t, value = thaw
         return self.decision(x, t, value, self.earlier_run(x))
-
-    def _best_continuation(self) -> tuple[np.ndarray, int, float] | None:
-        """In a study that resumes runs, the longer look at a stopped configuration worth most
-        per unit of cost, where only the steps after its run's last one cost: for each
-        stopped run (neither running nor failed, short of ``t_hi``, its configuration not run
-        or fully trained by another trial), the looks at each doubling of its steps up to
-        ``t_hi``. Returns ``(x, t, log value)``, or :obj:`None` if there is no such run."""
-        d, m = self.data, self.model
-        running = d.running.astype(bool)
-        best: tuple[np.ndarray, int, float] | None = None
-        for i in np.flatnonzero(self._stopped_runs()):
-            if not d.steps[i].size:
-                continue
-            x, seen = d.x[i], float(d.steps[i][-1])
-            if seen >= m.t_hi or seen < self.observed_until(x) or np.any(self.same(x) & running):
-                continue
-            looks, t = [], seen
-            while t < m.t_hi:
-                t = float(m.snap(np.array(max(2.0 * t, t + 1.0))))
-                looks.append(t)
-            values = self.fitted.acquisition_from(x, np.array(looks), start=seen)
-            k = int(np.argmax(values))
-            if best is None or values[k] > best[2]:
-                best = (x, int(looks[k]), float(values[k]))
-        return best
 
     def _first_new(
         self, X: np.ndarray, T: np.ndarray, F: np.ndarray, skip: int

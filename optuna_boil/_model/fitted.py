@@ -213,14 +213,6 @@ class FittedModel:
         with torch.no_grad():
             return float(self._new_run()(row)[0])
 
-    def acquisition_from(self, x: np.ndarray, T: np.ndarray, start: float) -> np.ndarray:
-        """:meth:`acquisition` of runs of ``x`` to each step of ``T`` that continue a run
-        stopped at ``start`` (only the steps after it cost)."""
-        rows = torch.from_numpy(np.column_stack([np.tile(x, (len(T), 1)), self.model.scale_t(T)]))
-        acqf = CostAware(AugmentedLogEI(self.posterior, self.best), self._cost(start))
-        with torch.no_grad():
-            return acqf(rows).numpy()
-
     def delivery(self, X: np.ndarray, start: float | None = None) -> np.ndarray:
         """Log expected improvement of *having* each row of ``X`` trained to ``t_hi``, per unit
         of cost.

@@ -50,17 +50,6 @@ def test_cost_in_steps_divides_the_value_by_steps():
     assert float(cont[0]) == pytest.approx(ei - math.log(T_HI - 4), rel=1e-6)
 
 
-def test_a_look_that_continues_a_stopped_run_costs_only_the_steps_after_it():
-    rng = np.random.RandomState(0)
-    x = rng.uniform(size=(8, 2))
-    fm = BOILModel(space2(), T_LO, T_HI, FAST).fit(curve_data(x, rng.randint(3, 21, 8)), rng)
-    ts = np.array([8.0, 16.0, 20.0])
-    X = _rows(fm, x[0], ts)
-    with torch.no_grad():
-        value = acq.AugmentedLogEI(fm.posterior, fm.best)(X).numpy()
-    np.testing.assert_allclose(fm.acquisition_from(x[0], ts, start=4.0), value - np.log(ts - 4))
-
-
 def test_steps_from_zero_count_one_more_step():
     rng = np.random.RandomState(0)
     x = rng.uniform(size=(6, 2))
