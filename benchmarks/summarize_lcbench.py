@@ -228,18 +228,40 @@ def _cost_table(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+BOOTSTRAP = 10_000  # resamples of tasks for the standard error over tasks
+
+
+class Paired(NamedTuple):
+    """Paired regret differences of one method against the reference, per checkpoint.
+
+    Attributes:
+        mean: Mean difference.
+        se: Its standard error over seeds (the tasks fixed, as the tables' SE).
+        se_tasks: Its standard error over tasks: the standard deviation of the mean of the
+            tasks' seed-averaged differences over ``BOOTSTRAP`` resamples of the tasks
+            (a fixed seed, so the summary is reproducible).
+        wins: Tasks whose seed-averaged difference is below zero minus those above.
+        n: The number of paired runs.
+    """
+
+    mean: np.ndarray
+    se: np.ndarray
+    se_tasks: np.ndarray
+    wins: np.ndarray
+    n: int
+
+
 def paired_differences(
     records: list[dict[str, Any]], kind: str, reference: str, grid: Sequence[float]
-) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+) -> dict[str, Paired]:
     """Regret differences of each method minus ``reference`` on the runs both have.
 
     Runs pair by (task, seed); a seed's difference is averaged over the tasks both methods
-    ran with it, and the standard error is over those seeds (as the tables' SE).
+    ran with it, and the standard error is over those seeds (as the tables' SE); the
+    bootstrap over tasks gives the standard error a new set of tasks would see.
 
     Returns:
-        Per method other than ``reference``: mean difference, its SE, the number of tasks
-        whose seed-averaged difference is below zero minus the number above (per
-        checkpoint), and the number of paired runs.
+        Per method other than ``reference``, its :class:`Paired` differences.
     """
     methods, regrets = regret_tensor(records, kind, "epochs", grid)
     if reference not in methods:
@@ -264,7 +286,11 @@ def paired_differences(
             else np.zeros(per_seed.shape[1])
         )
         wins = np.sum(per_task < 0, axis=0) - np.sum(per_task > 0, axis=0)
-        out[m] = (per_seed.mean(axis=0), se, wins, int(np.sum(~np.isnan(diff[..., 0]))))
+        tasks = per_task[~np.isnan(per_task[:, 0])]
+        draws = np.random.default_rng(0).integers(0, len(tasks), (BOOTSTRAP, len(tasks)))
+        se_tasks = tasks[draws].mean(axis=1).std(axis=0, ddof=1)
+        n = int(np.sum(~np.isnan(diff[..., 0])))
+        out[m] = Paired(per_seed.mean(axis=0), se, se_tasks, wins, n)
     return out
 
 
@@ -276,9 +302,12 @@ def _paired_table(
         "|---" * (3 + len(grid)) + "|",
     ]
     for kind in kinds:
-        for m, (mean, se, wins, n) in paired_differences(records, kind, reference, grid).items():
-            cells = [f"{mean[c]:+.4f} ± {se[c]:.4f} ({wins[c]:+d})" for c in range(len(grid))]
-            lines.append(f"| {m} | {kind} | {n} | " + " | ".join(cells) + " |")
+        for m, p in paired_differences(records, kind, reference, grid).items():
+            cells = [
+                f"{p.mean[c]:+.4f} ± {p.se[c]:.4f} · tasks ± {p.se_tasks[c]:.4f} ({p.wins[c]:+d})"
+                for c in range(len(grid))
+            ]
+            lines.append(f"| {m} | {kind} | {p.n} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -357,9 +386,10 @@ def summarize(
             f"## Paired differences against {paired}",
             "",
             f"Regret of the method minus regret of {paired} on the same task and seed: mean ±"
-            " SE over seeds (negative = the method is better) and, in brackets, the number of"
-            " tasks where the method is better minus the number where it is worse (by"
-            " seed-averaged regret).",
+            " SE over seeds (negative = the method is better), · the SE over tasks (bootstrap"
+            f" of the tasks, {BOOTSTRAP} resamples: what another set of tasks would see) and,"
+            " in brackets, the number of tasks where the method is better minus the number"
+            " where it is worse (by seed-averaged regret).",
             "",
             *_paired_table(records, kinds, paired, epoch_grid),
         ]

@@ -158,12 +158,16 @@ def test_paired_differences_pair_runs_by_task_and_seed() -> None:
             if (task, seed) != ("2", 2):  # one missing run is left out of the pairs
                 records.append(_observed_record("other", task, seed, base + gap))
     out = paired_differences(records, "observed", "ref", [5, 50])
-    mean, se, wins, n = out["other"]
+    mean, se, se_tasks, wins, n = out["other"]
     assert n == 5
     # Regret differences are -gap: seeds 0, 1 average -0.1 and +0.3, seed 2 has only task 1.
     per_seed = np.array([0.1, 0.1, -0.1])
     assert mean[1] == pytest.approx(per_seed.mean())
     assert se[1] == pytest.approx(per_seed.std(ddof=1) / np.sqrt(3))
+    # Over tasks: task 1 averages -0.1, task 2 +0.3; resampling two tasks, the mean's standard
+    # deviation is that of one task over sqrt(2): 0.2 / sqrt(2), within bootstrap noise.
+    assert se_tasks[1] == pytest.approx(0.2 / np.sqrt(2), rel=0.03)
+    assert se_tasks[0] == 0.0
     assert wins[1] == 0  # better on task 1, worse on task 2
     assert mean[0] == 0.0 and wins[0] == 0  # before the first report both have regret 1
     with pytest.raises(ValueError, match="'nope'"):
