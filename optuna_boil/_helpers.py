@@ -112,13 +112,10 @@ def resume_from(trial: optuna.Trial) -> Resume | None:
     offer = _storage.get_resume_of(frozen)
     if offer is not None:
         for t in study._get_trials(deepcopy=False, states=None, use_cache=False):
-            if t.number == frozen.number or t.state == TrialState.FAIL:
+            held = _storage.held_run(t)
+            if t.number == frozen.number or t.state == TrialState.FAIL or held is None:
                 continue
-            taken = _storage.get_resumed(t) if _storage.calls_resume(t) else None
-            offered = _storage.get_resume_of(t) if not _storage.calls_resume(t) else None
-            if (taken is not None and taken[0] == offer[0]) or (
-                offered is not None and offered[0] == offer[0] and t.number < frozen.number
-            ):
+            if held[0] == offer[0] and (held[1] or t.number < frozen.number):
                 offer = None  # another trial continues that run: train from the start
                 break
     _storage.set_system(study, trial._trial_id, _storage.RESUME, list(offer or []))

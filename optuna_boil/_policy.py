@@ -121,8 +121,8 @@ class Policy:
         if len(self.data.numbers) != len(self.data):
             return None
         same = self.same(x)
-        if self.resumes and np.any(same & self._stopped_runs()):
-            same &= self._stopped_runs()
+        if self.resumes and np.any(same & (stopped := self._stopped_runs())):
+            same &= stopped
         lengths = np.where(same, [s.size for s in self.data.steps], -1)
         i = int(np.argmax(lengths))
         return int(self.data.numbers[i]) if lengths[i] > 0 else None
@@ -201,14 +201,6 @@ class Policy:
                 continue
             return x, int(t), float(value)
         return None
-
-    def _implausible(self, x: np.ndarray, step: float) -> tuple[bool, float]:
-        """Whether beating the best fully trained configuration with ``x`` is implausible for a
-        run at ``step`` (:data:`IMPLAUSIBLE`, divided by ``e**margin`` at a step that predicts
-        little), and the log probability."""
-        log_p = float(self.fitted.log_beats_delivered(x)[0])
-        margin = self.model.belief.margin(step)
-        return log_p < np.log(IMPLAUSIBLE) - margin, log_p
 
     def _fallback(
         self, rng: np.random.RandomState, fixed_t: int | None
@@ -316,7 +308,7 @@ class Policy:
         self.fitted.drop_pending(index)
         margin = self.model.belief.margin(step)
         if budget is not None and step < budget:
-            return self._review(index, step, int(budget))
+            return self._review(index, step, int(budget), margin)
         value = float(self.fitted.delivery(x, start=step)[0])
         new = self.suggest(rng, comparison=True).log_acq
         if value + margin < new:
@@ -326,14 +318,14 @@ class Policy:
             return Continuation(None, value, new, why)
         return Continuation(int(t_hi), value, new, "train to the full budget")
 
-    def _review(self, index: int, step: float, budget: int) -> Continuation:
+    def _review(self, index: int, step: float, budget: int, margin: float) -> Continuation:
         """A decision point before the run's budget: the run keeps its budget unless beating the
         best fully trained configuration has become implausible (probability below
         :data:`IMPLAUSIBLE`, divided by ``e**margin`` at a step that predicts little)."""
         if self.needs_full_run(exclude=index):
             return Continuation(budget, np.inf, -np.inf, "the study's first full training")
-        stop, log_p = self._implausible(self.data.x[index], step)
-        if stop:
+        log_p = float(self.fitted.log_beats_delivered(self.data.x[index])[0])
+        if log_p < np.log(IMPLAUSIBLE) - margin:
             why = (
                 f"beating the best fully trained configuration is implausible "
                 f"(probability {np.exp(log_p):.2g})"

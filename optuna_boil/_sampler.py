@@ -321,8 +321,7 @@ def _resume_source(ctx: Context, number: int | None, budget: int) -> FrozenTrial
     if source.last_step >= budget:
         return None
     for t in ctx.trials:
-        # A proposal counts until the trial's objective answered it (resume_from).
-        taken = _storage.get_resumed(t) if _storage.calls_resume(t) else _storage.get_resume_of(t)
-        if taken is not None and taken[0] == number and t.state != TrialState.FAIL:
+        held = _storage.held_run(t)  # an offer counts until the objective answered it
+        if held is not None and held[0] == number and t.state != TrialState.FAIL:
             return None
     return source

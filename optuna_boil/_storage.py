@@ -313,6 +313,17 @@ def get_resumed(trial: FrozenTrial) -> tuple[int, int] | None:
     return _read(trial, RESUME, parse)
 
 
+def held_run(trial: FrozenTrial) -> tuple[int, bool] | None:
+    """The earlier trial whose run ``trial`` holds, and whether its objective has taken it: the
+    run it continues (``boil:resume``) once it called :func:`~optuna_boil.resume_from`, else
+    the run it was offered (``boil:resume_of``, ``answered`` False); ``None`` if neither."""
+    if calls_resume(trial):
+        resumed = get_resumed(trial)
+        return (resumed[0], True) if resumed is not None else None
+    offered = get_resume_of(trial)
+    return (offered[0], False) if offered is not None else None
+
+
 def retry_sources(trial: FrozenTrial) -> set[int]:
     """Numbers of the failed trials that ``trial`` retries (``failed_trial``, ``retry_history``).
 

@@ -50,6 +50,23 @@ def make_objective(
     return objective
 
 
+def add_curve_trial(
+    study: optuna.Study, x: float, curve: dict[int, float], state: Any, **system_attrs: Any
+) -> None:
+    """Add a finished (or RUNNING) trial of one float ``x`` in [0, 1] with ``curve`` as its
+    reports; a COMPLETE one returns its last value."""
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=state,
+            params={"x": x},
+            distributions={"x": FloatDistribution(0.0, 1.0)},
+            intermediate_values=curve,
+            value=curve[max(curve)] if state == optuna.trial.TrialState.COMPLETE else None,
+            system_attrs=system_attrs,
+        )
+    )
+
+
 def linear_objective(trial: optuna.Trial) -> float:
     """Curves that rise linearly to their end (a late-weighted average of one, the compressed
     score the GP models, lies far below its final value), over two floats."""

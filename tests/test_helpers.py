@@ -14,6 +14,7 @@ from optuna_boil import get_budget
 from optuna_boil import recommend
 from optuna_boil import report_cost
 from tests._helpers import MAX
+from tests._helpers import add_curve_trial
 from tests._helpers import boil_study
 from tests._helpers import linear_objective
 from tests._helpers import make_objective
@@ -60,19 +61,9 @@ def test_recommend_is_within_the_observed_range_with_its_uncertainty() -> None:
     assert math.isfinite(std) and 0 < std < 0.05 * (max(observed) - min(observed))
 
 
-_X = {"x": optuna.distributions.FloatDistribution(0, 1)}
-
-
 def _add(study: optuna.Study, x: float, level: float, last: int, state: TrialState) -> None:
-    curve = {s: level * (1 - math.exp(-s / 3)) for s in range(1, last + 1)}
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=state,
-            params={"x": x},
-            distributions=_X,
-            intermediate_values=curve,
-            value=curve[last] if state == TrialState.COMPLETE else None,
-        )
+    add_curve_trial(
+        study, x, {s: level * (1 - math.exp(-s / 3)) for s in range(1, last + 1)}, state
     )
 
 

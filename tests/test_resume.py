@@ -17,6 +17,7 @@ from optuna_boil import _storage
 from optuna_boil import resume_from
 from optuna_boil._model.search_space import SearchSpace
 from optuna_boil._observations import build
+from tests._helpers import add_curve_trial
 
 
 FULL = 20
@@ -28,17 +29,7 @@ def _curve(x: float, steps: range) -> dict[int, float]:
 
 
 def _add(study: optuna.Study, state: TrialState, x: float, steps: range, **attrs: object) -> None:
-    values = _curve(x, steps)
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=state,
-            params={"x": x},
-            distributions=DIST,
-            intermediate_values=values,
-            value=values[max(values)] if state == TrialState.COMPLETE else None,
-            system_attrs=attrs,
-        )
-    )
+    add_curve_trial(study, x, _curve(x, steps), state, **attrs)
 
 
 def _data(study: optuna.Study) -> dict[int, np.ndarray]:
