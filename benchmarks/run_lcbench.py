@@ -89,6 +89,10 @@ METHODS: dict[str, MethodFactory] = {
     ),
     "tpe_median": lambda seed: (TPESampler(seed=seed), MedianPruner()),
     "gp": lambda seed: (GPSampler(seed=seed), NopPruner()),
+    # Start-up fitted to the budget (benchmarks/PROTOCOL.md): max(3, n_full // 4) random trials
+    # for the default budget's n_full = 1000 // 52 = 19 full trainings.
+    "tpe_scaled": lambda seed: (TPESampler(seed=seed, n_startup_trials=4), NopPruner()),
+    "gp_scaled": lambda seed: (GPSampler(seed=seed, n_startup_trials=4), NopPruner()),
 }
 
 # optuna-boil variants: name -> option overrides of ``BOILSampler._configure``. Every variant
@@ -113,6 +117,8 @@ BOIL_VARIANTS: dict[str, dict[str, Any]] = {
     # continues a stopped run from its last epoch (the surrogate continues a curve exactly), so
     # only the epochs after it are trained and counted.
     "boil_resume": {},
+    # The default before random interleaving (issue 24): every new configuration the model's.
+    "boil_no_random": {"random_fraction": 0.0},
 }
 # Variants whose objective resumes runs (``optuna_boil.resume_from``).
 RESUMING = frozenset({"boil_resume"})

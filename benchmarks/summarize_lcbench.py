@@ -29,14 +29,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+import math
 from pathlib import Path
 from typing import Any
 from typing import NamedTuple
 import warnings
 
 import numpy as np
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
 from scipy.stats import rankdata
 
+from benchmarks.lcbench import search_space
 from benchmarks.real._harness import parse_seeds
 from benchmarks.run_lcbench import DEFAULT_OUT
 from benchmarks.run_lcbench import load_records
@@ -72,7 +76,9 @@ def kinds_in(records: Sequence[dict[str, Any]]) -> list[str]:
     return [kind for kind, key in KINDS.items() if all(key in r for r in records)]
 
 
-def regret_at(record: dict[str, Any], kind: str, axis: str, grid: Sequence[float]) -> np.ndarray:
+def regret_at(
+    record: dict[str, Any], kind: str, axis: str, grid: Sequence[float], clip: bool = True
+) -> np.ndarray:
     """Normalised regret of one run's incumbent at each point of ``grid``.
 
     Args:
@@ -80,6 +86,7 @@ def regret_at(record: dict[str, Any], kind: str, axis: str, grid: Sequence[float
         kind: ``"complete"``, ``"recommended"`` or ``"observed"``.
         axis: ``"epochs"`` (grid in epochs) or ``"time"`` (grid in units of ``time_ref``).
         grid: Checkpoints, increasing.
+        clip: Clip at 0 (else negative where the surrogate predicts above ``y*``).
 
     Returns:
         Regret per checkpoint; 1 before the first incumbent exists.
@@ -93,11 +100,15 @@ def regret_at(record: dict[str, Any], kind: str, axis: str, grid: Sequence[float
     values = np.concatenate([[record["y_min"]], points[:, 2]])
     idx = np.searchsorted(xs, np.asarray(grid, dtype=float), side="right")
     regret = (record["y_star"] - values[idx]) / (record["y_star"] - record["y_min"])
-    return np.clip(regret, 0.0, None)
+    return np.clip(regret, 0.0, None) if clip else regret
 
 
 def regret_tensor(
-    records: list[dict[str, Any]], kind: str, axis: str, grid: Sequence[float]
+    records: list[dict[str, Any]],
+    kind: str,
+    axis: str,
+    grid: Sequence[float],
+    clip: bool = True,
 ) -> tuple[list[str], np.ndarray]:
     """Stack regrets as ``[method, task, seed, checkpoint]`` (NaN for missing runs).
 
@@ -110,7 +121,7 @@ def regret_tensor(
     out = np.full((len(methods), len(tasks), len(seeds), len(grid)), np.nan)
     for r in records:
         i, j, k = methods.index(r["method"]), tasks.index(r["task"]), seeds.index(r["seed"])
-        out[i, j, k] = regret_at(r, kind, axis, grid)
+        out[i, j, k] = regret_at(r, kind, axis, grid, clip)
     return methods, out
 
 
@@ -240,7 +251,11 @@ class Paired(NamedTuple):
         se_tasks: Its standard error over tasks: the standard deviation of the mean of the
             tasks' seed-averaged differences over ``BOOTSTRAP`` resamples of the tasks
             (a fixed seed, so the summary is reproducible).
-        wins: Tasks whose seed-averaged difference is below zero minus those above.
+        wins: Tasks where the method is better: its seed-averaged difference is below minus
+            that difference's standard error over the task's seeds (benchmarks/PROTOCOL.md).
+        ties: Tasks whose seed-averaged difference is within its standard error (a task with
+            one seed is a tie only when the difference is 0).
+        losses: Tasks where the method is worse, in the mirror sense.
         n: The number of paired runs.
     """
 
@@ -248,6 +263,8 @@ class Paired(NamedTuple):
     se: np.ndarray
     se_tasks: np.ndarray
     wins: np.ndarray
+    ties: np.ndarray
+    losses: np.ndarray
     n: int
 
 
@@ -285,13 +302,30 @@ def paired_differences(
             if len(per_seed) > 1
             else np.zeros(per_seed.shape[1])
         )
-        wins = np.sum(per_task < 0, axis=0) - np.sum(per_task > 0, axis=0)
+        wins, ties, losses = _task_outcomes(diff)
         tasks = per_task[~np.isnan(per_task[:, 0])]
         draws = np.random.default_rng(0).integers(0, len(tasks), (BOOTSTRAP, len(tasks)))
         se_tasks = tasks[draws].mean(axis=1).std(axis=0, ddof=1)
         n = int(np.sum(~np.isnan(diff[..., 0])))
-        out[m] = Paired(per_seed.mean(axis=0), se, se_tasks, wins, n)
+        out[m] = Paired(per_seed.mean(axis=0), se, se_tasks, wins, ties, losses, n)
     return out
+
+
+def _task_outcomes(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wins, ties and losses over tasks (per checkpoint) of the differences
+    ``diff[task, seed, checkpoint]`` (NaN: not paired): a task's seed-averaged difference
+    against the standard error of that mean over its seeds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_task = np.nanmean(diff, axis=1)
+        count = np.sum(~np.isnan(diff), axis=1)
+        sd = np.nanstd(diff, axis=1, ddof=1)
+    se = np.where(count > 1, np.nan_to_num(sd) / np.sqrt(np.maximum(count, 1)), 0.0)
+    paired = count > 0
+    wins = np.sum(paired & (per_task < -se), axis=0)
+    losses = np.sum(paired & (per_task > se), axis=0)
+    ties = np.sum(paired, axis=0) - wins - losses
+    return wins, ties, losses
 
 
 def _paired_table(
@@ -304,10 +338,58 @@ def _paired_table(
     for kind in kinds:
         for m, p in paired_differences(records, kind, reference, grid).items():
             cells = [
-                f"{p.mean[c]:+.4f} ± {p.se[c]:.4f} · tasks ± {p.se_tasks[c]:.4f} ({p.wins[c]:+d})"
+                f"{p.mean[c]:+.4f} ± {p.se[c]:.4f} · tasks ± {p.se_tasks[c]:.4f}"
+                f" ({p.wins[c]}/{p.ties[c]}/{p.losses[c]})"
                 for c in range(len(grid))
             ]
             lines.append(f"| {m} | {kind} | {p.n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def on_bound_share(config: dict[str, Any] | None) -> float:
+    """Share of an LCBench configuration's parameters that lie on a bound of the box (NaN
+    without a configuration)."""
+    if not config:
+        return math.nan
+    space = search_space()
+    on = [
+        math.isclose(float(config[name]), float(d.low), rel_tol=1e-6, abs_tol=1e-12)
+        or math.isclose(float(config[name]), float(d.high), rel_tol=1e-6, abs_tol=1e-12)
+        for name, d in space.items()
+        if name in config and isinstance(d, (FloatDistribution, IntDistribution))
+    ]
+    return float(np.mean(on)) if on else math.nan
+
+
+def corner_stats(records: list[dict[str, Any]], kinds: list[str], budget: int) -> list[str]:
+    """The surrogate's corners (benchmarks/PROTOCOL.md), at the end of the budget and per
+    method: the share of runs whose incumbent lies above ``y*`` (unclipped regret below 0),
+    the mean unclipped regret, the share of the recommended configuration's parameters on a
+    bound of the box, and the clipped regret again on the tasks where no run of any method
+    exceeds ``y*``."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    lines = [
+        "| method | "
+        + " | ".join(f"{k}: above y* / unclipped regret" for k in kinds)
+        + " | recommended parameters on a bound |",
+        "|---" * (2 + len(kinds)) + "|",
+    ]
+    above_any: set[str] = set()
+    for m in methods:
+        runs = [r for r in records if r["method"] == m]
+        cells = []
+        for kind in kinds:
+            raw = np.array([regret_at(r, kind, "epochs", [budget], clip=False)[0] for r in runs])
+            above_any |= {r["task"] for r, v in zip(runs, raw, strict=True) if v < 0}
+            cells.append(f"{_fraction(float(np.mean(raw < 0)))} / {np.mean(raw):.4f}")
+        shares = [b for r in runs if not math.isnan(b := on_bound_share(r.get("recommended")))]
+        bound = float(np.mean(shares)) if shares else math.nan
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_fraction(float(bound))} |")
+    clean = [r for r in records if r["task"] not in above_any]
+    n_clean = len({r["task"] for r in clean})
+    lines += ["", f"Tasks where no run of any method exceeds y*: {n_clean}.", ""]
+    if clean:
+        lines += _headline(clean, kinds, budget)
     return lines
 
 
@@ -388,11 +470,23 @@ def summarize(
             f"Regret of the method minus regret of {paired} on the same task and seed: mean ±"
             " SE over seeds (negative = the method is better), · the SE over tasks (bootstrap"
             f" of the tasks, {BOOTSTRAP} resamples: what another set of tasks would see) and,"
-            " in brackets, the number of tasks where the method is better minus the number"
-            " where it is worse (by seed-averaged regret).",
+            " in brackets, tasks won / tied / lost: a task is won or lost when its"
+            " seed-averaged difference is beyond the standard error over its seeds, else"
+            " tied.",
             "",
             *_paired_table(records, kinds, paired, epoch_grid),
         ]
+    md += [
+        "",
+        "## The surrogate's corners",
+        "",
+        "The surrogate can predict values above the task's real best y* (YAHPO's target"
+        " statistics), mostly at corners of the box, for every method that goes there."
+        " *above y\\**: share of runs whose incumbent at the end of the budget exceeds y*;"
+        " *unclipped regret*: its mean regret without the clip at 0.",
+        "",
+        *corner_stats(records, kinds, budget),
+    ]
     md += [
         "",
         "## How to read",

@@ -43,6 +43,7 @@ class Decision:
         hyperparameters: The fitted GP's hyperparameters.
         retrain_of: The number of the longest observed run of ``x``, when the decision trains
             a configuration seen before again from the start (and the data has trial numbers).
+        drawn: ``x`` was drawn at random (random interleaving), not chosen by the acquisition.
     """
 
     x: np.ndarray
@@ -52,6 +53,7 @@ class Decision:
     predicted_final: float
     hyperparameters: dict[str, Any]
     retrain_of: int | None = None
+    drawn: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class Policy:
         fixed_t: int | None = None,
         skip: int = 0,
         comparison: bool = False,
+        explore: bool = False,
     ) -> Decision:
         """The next ``(x, t)``: the acquisition's best run that repeats no observed run.
 
@@ -168,9 +171,19 @@ class Policy:
                 workers that are deciding at the same moment and cannot be seen yet).
             comparison: The best new run is only compared with continuing a run (a decision
                 point): ``first_full`` does not apply.
+            explore: Draw the configuration at random (a configuration not observed), with
+                the budget the acquisition gives it (``random_fraction``); ``deliver_best``
+                does not apply. Not while the study needs its first full training
+                (:meth:`needs_full_run`): that one is the model's best guess.
         """
-        X, T, F = self.fitted.search(rng, fixed_t=fixed_t)
-        chosen = self._first_new(X, T, F, skip)
+        explore = explore and not comparison and not self.needs_full_run()
+        if explore:
+            x = self._unobserved(rng, self.model.t_new_lo)
+            _, T, F = self.fitted.search(rng, fixed_t=fixed_t, fixed_x=x)
+            chosen: tuple[np.ndarray, int, float] | None = (x, int(T[0]), float(F[0]))
+        else:
+            X, T, F = self.fitted.search(rng, fixed_t=fixed_t)
+            chosen = self._first_new(X, T, F, skip)
         if chosen is None:
             chosen = self._fallback(rng, fixed_t)
         x, t, value = chosen
@@ -179,10 +192,10 @@ class Policy:
             delivery = float(self.fitted.delivery(x)[0])
             if delivery > value or (not comparison and self.needs_full_run()):
                 t, value = t_hi, delivery
-            best = self._best_delivery(skip) if cfg.deliver_best else None
+            best = self._best_delivery(skip) if cfg.deliver_best and not explore else None
             if best is not None and best[1] > value:
                 x, t, value = best[0], t_hi, best[1]
-        return self.decision(x, t, value, self.earlier_run(x))
+        return self.decision(x, t, value, self.earlier_run(x), drawn=explore)
 
     def _first_new(
         self, X: np.ndarray, T: np.ndarray, F: np.ndarray, skip: int
@@ -207,12 +220,17 @@ class Policy:
     ) -> tuple[np.ndarray, int, float]:
         """Every candidate of the search was observed: a random configuration that was not, or
         (a small space, every configuration trained that far) the recommended one again."""
-        space = self.model.space
         t = self.model.t_hi if fixed_t is None else fixed_t
+        x = self._unobserved(rng, t)
+        return x, int(t), self.fitted.acquisition(x, t)
+
+    def _unobserved(self, rng: np.random.RandomState, t: float) -> np.ndarray:
+        """A random configuration not observed up to step ``t`` (in a small space where every
+        configuration was, the recommended one)."""
+        space = self.model.space
         draws = space.round(space.sample(64, rng))
         fresh = [x for x in draws if t > self.observed_until(x)]
-        x = fresh[0] if fresh else self.data.x[self.recommend()[0]]
-        return x, int(t), self.fitted.acquisition(x, t)
+        return fresh[0] if fresh else self.data.x[self.recommend()[0]]
 
     def _best_delivery(self, skip: int = 0) -> tuple[np.ndarray, float] | None:
         """The observed configuration whose full training is worth most per unit of cost, not
@@ -258,7 +276,12 @@ class Policy:
         return ~d.running.astype(bool) & ~failed
 
     def decision(
-        self, x: np.ndarray, t: float, log_acq: float, retrain_of: int | None = None
+        self,
+        x: np.ndarray,
+        t: float,
+        log_acq: float,
+        retrain_of: int | None = None,
+        drawn: bool = False,
     ) -> Decision:
         """A :class:`Decision` for ``(x, t)`` with the model's predictions."""
         t_hi = self.model.t_hi
@@ -271,6 +294,7 @@ class Policy:
             predicted_final=float(mean[1]),
             hyperparameters=self.fitted.hyperparameters(),
             retrain_of=retrain_of,
+            drawn=drawn,
         )
 
     def budget_for(self, x: np.ndarray, rng: np.random.RandomState) -> Decision:

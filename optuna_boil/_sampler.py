@@ -274,15 +274,20 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         fixed_t = None if enforced else ctx.range.t_full
         _context.publish_trust(study, fitted)
         resumes = any(_storage.calls_resume(t) for t in ctx.trials)
+        explore = _explores(ctx, trial.number)
         with _context.FIT_LOCK, _context.limit_threads():
             decision = Policy(fitted, resumes=resumes).suggest(
-                rng, fixed_t=fixed_t, skip=in_flight
+                rng, fixed_t=fixed_t, skip=in_flight, explore=explore
             )
         _settle.publish(study, trial, space, fitted, decision, enforced)
         known = {
             t.number: _settle.choice(t) for t in ctx.trials if _storage.get_published_params(t)
         }
+        drawn = decision.x if decision.drawn else None
         decision = _settle.settle(study, trial, space, fitted, decision, rng, enforced, known)
+        explore = drawn is not None and bool(np.array_equal(decision.x, drawn))  # not moved
+        if explore:
+            _storage.set_user(study, trial._trial_id, _storage.USER_RANDOM, True)
         if decision.retrain_of is not None:  # written once settled: a moved trial never has it
             _storage.set_user(
                 study, trial._trial_id, _storage.USER_RETRAIN_OF, decision.retrain_of
@@ -298,6 +303,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
             )
         get_logger().info(
             f"Trial {trial.number} trains for {decision.t} steps"
+            + (" a configuration drawn at random" if explore else "")
             + (
                 f" trial {decision.retrain_of}'s configuration again"
                 if decision.retrain_of is not None
@@ -307,6 +313,16 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
             + f": {params}."
         )
         return params
+
+
+def _explores(ctx: Context, number: int) -> bool:
+    """Whether trial ``number``'s configuration is drawn at random (``random_fraction``): a
+    draw of its own seed, so every worker and a rerun agree."""
+    fraction = ctx.settings.model.random_fraction
+    if fraction <= 0.0:
+        return False
+    rng = np.random.RandomState(_context.derive_seed(ctx.settings.seed, "explore", number))
+    return bool(rng.uniform() < fraction)
 
 
 def _resume_source(ctx: Context, number: int | None, budget: int) -> FrozenTrial | None:

@@ -96,6 +96,7 @@ USER_DECISIONS = "boil_decisions"
 USER_STOP = "boil_stop"
 USER_FALLBACK = "boil_fallback"
 USER_RETRAIN_OF = "boil_retrain_of"
+USER_RANDOM = "boil_random"
 USER_RESUMED_FROM = "boil_resumed_from"
 USER_FIDELITY_TRUST = "boil_fidelity_trust"  # a study user attribute
 

@@ -407,3 +407,47 @@ def test_parallel_runs_never_train_one_configuration_fully_twice():
     _, policy = _fit(data, cfg)
     found = policy._best_delivery()
     assert found is not None and not np.allclose(found[0], x[3])
+
+
+def test_explore_draws_an_unobserved_configuration_across_the_box():
+    # On the quality bowl the acquisition keeps to the optimum at (0.3, 0.6); an exploring
+    # decision (random interleaving) is a random configuration, seen nowhere before, with a
+    # budget inside the range.
+    rng = np.random.RandomState(4)
+    x = rng.uniform(size=(10, 2))
+    lengths = rng.randint(2, 21, 10)
+    lengths[:3] = T_HI  # some trained fully: the study has its first full training
+    _, policy = _fit(curve_data(x, lengths))
+    model_x, random_x = [], []
+    for seed in range(12):
+        model_x.append(policy.suggest(np.random.RandomState(seed)).x)
+        d = policy.suggest(np.random.RandomState(seed), explore=True)
+        assert d.drawn and T_LO <= d.t <= T_HI
+        assert not policy.same(d.x).any()
+        random_x.append(d.x)
+    model_x, random_x = np.array(model_x), np.array(random_x)
+    spread = np.std(random_x, axis=0)
+    assert np.all(spread > 0.15)  # a uniform draw's std is 0.29
+    assert np.all(spread > 2 * np.std(model_x, axis=0))
+
+
+def test_explore_with_a_given_step_keeps_it():
+    rng = np.random.RandomState(5)
+    x = rng.uniform(size=(8, 2))
+    _, policy = _fit(curve_data(x, np.full(8, T_HI)))
+    d = policy.suggest(np.random.RandomState(0), fixed_t=T_HI, explore=True)
+    assert d.drawn and d.t == T_HI and not policy.same(d.x).any()
+
+
+def test_no_random_draw_while_the_study_needs_its_first_full_training():
+    # Nothing trained to T_HI: the first full training is the model's best guess, so an
+    # exploring decision is the model's own one.
+    rng = np.random.RandomState(6)
+    x = rng.uniform(size=(8, 2))
+    _, policy = _fit(curve_data(x, rng.randint(2, 15, 8)))
+    assert policy.needs_full_run()
+    model = policy.suggest(np.random.RandomState(1))
+    explored = policy.suggest(np.random.RandomState(1), explore=True)
+    assert not explored.drawn and not model.drawn
+    np.testing.assert_allclose(explored.x, model.x)
+    assert explored.t == model.t == T_HI

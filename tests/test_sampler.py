@@ -482,3 +482,27 @@ def test_wallclock_cost_study_decides_budgets(monkeypatch: pytest.MonkeyPatch) -
         assert "boil_fallback" not in t.user_attrs
         assert "boil_log_acq" in t.user_attrs
         assert 2 <= t.user_attrs["boil_initial_budget"] <= MAX
+
+
+def test_random_interleaving_draws_marked_configurations_reproducibly() -> None:
+    def run(fraction: float) -> optuna.Study:
+        study = boil_study()
+        study.sampler._configure(random_fraction=fraction)  # type: ignore[attr-defined]
+        study.optimize(make_objective(), n_trials=12)
+        return study
+
+    def marked(study: optuna.Study) -> list[int]:
+        return [t.number for t in study.trials if t.user_attrs.get("boil_random")]
+
+    assert marked(run(0.0)) == []
+    every = run(1.0)
+    # After the 4 start-up trials and the study's first full training (the model's best
+    # guess), every new configuration is drawn at random: spread over x, where the model's own
+    # choices keep to the optimum at x = 0.3.
+    drawn = marked(every)
+    assert drawn == list(range(drawn[0], 12)) and drawn[0] <= 5
+    xs = [t.params["x"] for t in every.trials if t.number in drawn]
+    assert max(xs) - min(xs) > 0.4
+    half = run(0.5)
+    assert 0 < len(marked(half)) < 8
+    assert marked(run(0.5)) == marked(half)  # a draw of the trial's own seed

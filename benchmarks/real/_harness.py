@@ -139,6 +139,10 @@ METHODS: dict[str, MethodFactory] = {
         SuccessiveHalvingPruner(min_resource=lo, reduction_factor=3),
     ),
     "gp": lambda seed, lo, hi: (GPSampler(seed=seed), NopPruner()),
+    # Start-up fitted to the budget (benchmarks/PROTOCOL.md): max(3, n_full // 4) random trials
+    # for the default budget of n_full = 10 full trainings.
+    "tpe_scaled": lambda seed, lo, hi: (TPESampler(seed=seed, n_startup_trials=3), NopPruner()),
+    "gp_scaled": lambda seed, lo, hi: (GPSampler(seed=seed, n_startup_trials=3), NopPruner()),
     "boil": _boil,
     # Ablations of the current default; experiments that lost were removed from the product
     # (git history, their numbers in benchmarks/results/).
@@ -150,6 +154,8 @@ METHODS: dict[str, MethodFactory] = {
     # A user's setting for curves whose first third says little (an exploration phase, as in
     # the CartPole DQN): no decision before a third of the full training.
     "boil_min_third_now": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),
+    # The default before random interleaving (issue 24): every new configuration the model's.
+    "boil_no_random": functools.partial(_boil, random_fraction=0.0),
 }
 BOIL_METHODS = frozenset(m for m in METHODS if m.startswith("boil"))
 BASELINE = "random"
@@ -312,8 +318,14 @@ def _stuck(
     return bool(values) and all(abs(value - worst) <= tolerance for value in values)
 
 
-def run_one(task: Task, method: str, seed: int, budget: int) -> dict[str, Any]:
-    """Run one method with one seed on ``task`` under a budget of ``budget`` steps."""
+def run_one(
+    task: Task, method: str, seed: int, budget: int, retrain_seeds: int = 0
+) -> dict[str, Any]:
+    """Run one method with one seed on ``task`` under a budget of ``budget`` steps.
+
+    With ``retrain_seeds`` > 0 the best COMPLETE trial's configuration (``study.best_trial``,
+    what the user gets) is also trained that many more times with fresh seeds
+    (``best_trial_retrain``: the protocol's headline, benchmarks/PROTOCOL.md)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler, pruner = METHODS[method](seed, task.steps[0], task.max_step)
@@ -374,6 +386,20 @@ def run_one(task: Task, method: str, seed: int, budget: int) -> dict[str, Any]:
         record["recommended_params"] = rec.params
         record["recommended_observed"] = [rec.last_step, rec.intermediate_values[rec.last_step]]
         record["recommended_reeval"] = _reevaluate(task, rec.params, seed)
+    sign = 1.0 if task.direction == "maximize" else -1.0
+    complete = [
+        (sign * t.value, t.number, t)
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None
+    ]
+    if complete:
+        chosen = max(complete, key=lambda c: (c[0], -c[1]))[2]  # the first of equal values
+        record["best_trial"] = chosen.number
+        record["best_trial_params"] = chosen.params
+        if retrain_seeds > 0:
+            record["best_trial_retrain"] = [
+                _reevaluate(task, chosen.params, seed, k) for k in range(1, retrain_seeds + 1)
+            ]
     return record
 
 
@@ -438,10 +464,11 @@ def _recommend(study: optuna.Study, method: str) -> tuple[int | None, str]:
     return best.number, note + "; no COMPLETE trial, best last value of the longest trials"
 
 
-def _reevaluate(task: Task, params: Params, seed: int) -> float:
-    """Value at the last step of one fresh training of ``params`` (same data, new seed)."""
+def _reevaluate(task: Task, params: Params, seed: int, k: int = 0) -> float:
+    """Value at the last step of one fresh training of ``params`` (same data, new seed; ``k``
+    numbers further fresh seeds)."""
     last = math.nan
-    for _, value in task.curve(params, seed, EVAL_SEED_OFFSET + seed):
+    for _, value in task.curve(params, seed, (k + 1) * EVAL_SEED_OFFSET + seed):
         last = value
     return float(last)
 
@@ -474,8 +501,10 @@ def run_all(
     budget: int,
     jsonl: Path,
     jobs: int,
+    retrain_seeds: int = 0,
 ) -> None:
-    """Run every (method, seed) not yet in ``jsonl`` and append one JSON line per run."""
+    """Run every (method, seed) not yet in ``jsonl`` and append one JSON line per run
+    (``retrain_seeds``: see :func:`run_one`)."""
     task = make_task()
     done = {
         (r["method"], r["seed"])
@@ -504,18 +533,20 @@ def run_all(
     if jobs <= 1:
         _init_worker()
         for i, (m, s) in enumerate(todo, 1):
-            finish(run_one(task, m, s, budget), i)
+            finish(run_one(task, m, s, budget, retrain_seeds), i)
         return
     with ProcessPoolExecutor(jobs, initializer=_init_worker) as pool:
-        futures = [pool.submit(_run_in_worker, make_task, m, s, budget) for m, s in todo]
+        futures = [
+            pool.submit(_run_in_worker, make_task, m, s, budget, retrain_seeds) for m, s in todo
+        ]
         for i, future in enumerate(as_completed(futures), 1):
             finish(future.result(), i)
 
 
 def _run_in_worker(
-    make_task: Callable[[], Task], method: str, seed: int, budget: int
+    make_task: Callable[[], Task], method: str, seed: int, budget: int, retrain_seeds: int
 ) -> dict[str, Any]:
-    return run_one(make_task(), method, seed, budget)
+    return run_one(make_task(), method, seed, budget, retrain_seeds)
 
 
 # Summary -----------------------------------------------------------------------------------
@@ -985,6 +1016,8 @@ def main(
     parser.add_argument(step_option, dest="max_steps", type=int,
                         help=f"steps of a full training (default {default_steps})")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--retrain-seeds", type=int, default=0,
+                        help="retrain study.best_trial on this many fresh seeds")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="smoke test (< 60 s)")
     parser.add_argument("--summary-only", action="store_true", help="only redo table and plot")
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
@@ -1008,7 +1041,7 @@ def main(
         sys.exit(f"unknown methods {unknown}; choose from {', '.join(sorted(known))}")
     start = time.perf_counter()
     if not args.summary_only:
-        run_all(build, methods, seeds, budget, jsonl, args.jobs)
+        run_all(build, methods, seeds, budget, jsonl, args.jobs, args.retrain_seeds)
     records = [
         r
         for r in load(jsonl)

@@ -77,13 +77,19 @@ def compare(records: list[dict[str, Any]], a: str, b: str) -> list[str]:
                 f"| {round(100 * fraction)} % | {name} | {cells[0]} | {cells[1]} | "
                 f"{_fmt(*_mean_se(diff), signed=True)} | {'/'.join(map(str, tally))} |"
             )
-    for label, key in (("re-evaluated recommendation", "recommended_reeval"),):
-        va = [by[a][s][key] for s in seeds if by[a][s].get(key) is not None]
-        vb = [by[b][s][key] for s in seeds if by[b][s].get(key) is not None]
+    for label, key in (
+        ("re-evaluated recommendation", "recommended_reeval"),
+        ("best trial retrained (mean of its fresh seeds)", "best_trial_retrain"),
+    ):
+        got = {m: {s: _end_value(by[m][s].get(key)) for s in seeds} for m in (a, b)}
+        if key == "best_trial_retrain" and all(v is None for v in got[a].values()):
+            continue  # the runs were made without --retrain-seeds
+        va = [v for v in got[a].values() if v is not None]
+        vb = [v for v in got[b].values() if v is not None]
         diff = [
-            by[a][s][key] - by[b][s][key]
+            got[a][s] - got[b][s]  # type: ignore[operator]
             for s in seeds
-            if by[a][s].get(key) is not None and by[b][s].get(key) is not None
+            if got[a][s] is not None and got[b][s] is not None
         ]
         lines.append(
             f"| end | {label} | {_fmt(*_mean_se(va))} | {_fmt(*_mean_se(vb))} | "
@@ -127,6 +133,13 @@ def _fmt(mean: float, se: float, signed: bool = False) -> str:
     digits = 4 if abs(mean) < 1 and (math.isnan(se) or se < 1) else 1
     body = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
     return body if math.isnan(se) else f"{body} ± {se:.{digits}f}"
+
+
+def _end_value(value: float | list[float] | None) -> float | None:
+    """A record's end-of-run value: a number, or the mean of a list (retrainings)."""
+    if value is None or (isinstance(value, list) and not value):
+        return None
+    return float(sum(value) / len(value)) if isinstance(value, list) else float(value)
 
 
 def _missing(n: int) -> str:

@@ -144,10 +144,12 @@ def _iterations(
     envs: list[Any], params: dict[str, Any], seed: int, max_episodes: int
 ) -> _harness.Reports:
     actor, critic = _mlp(3, 1), _mlp(3, 1)
+    actor_out, critic_out = actor[-1], critic[-1]
+    assert isinstance(actor_out, nn.Linear) and isinstance(critic_out, nn.Linear)
     with torch.no_grad():  # small initial actions, a flat initial value
-        actor[-1].weight.mul_(0.01)
-        actor[-1].bias.zero_()
-        critic[-1].weight.mul_(0.1)
+        actor_out.weight.mul_(0.01)
+        actor_out.bias.zero_()
+        critic_out.weight.mul_(0.1)
     log_std = nn.Parameter(torch.zeros(1))
     actor_opt = torch.optim.Adam([*actor.parameters(), log_std], lr=params["actor_lr"])
     critic_opt = torch.optim.Adam(critic.parameters(), lr=params["critic_lr"])

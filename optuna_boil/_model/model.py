@@ -53,6 +53,9 @@ class ModelConfig:
             with the acquisition's choice (it is trained again from the start).
         first_full: While nothing is fully trained (or being trained to the full budget), the
             next new run is a full one, so ``study.best_trial`` exists early.
+        random_fraction: Share of the new configurations drawn at random instead of by the
+            acquisition (random interleaving, as in SMAC), each with the budget the policy
+            gives that configuration: a model that settled on one region still sees others.
     """
 
     learn_compression: bool = True
@@ -67,6 +70,7 @@ class ModelConfig:
     deliver_new: bool = True
     deliver_best: bool = True
     first_full: bool = True
+    random_fraction: float = 0.2
 
 
 @dataclass

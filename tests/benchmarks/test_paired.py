@@ -45,3 +45,22 @@ def test_paired_differences_and_tallies_per_checkpoint() -> None:
     assert end[5].strip() == "+2.0 ± 1.0" and end[6].strip() == "2/0/0"
     reeval = rows[("end", "re-evaluated recommendation")].split("|")
     assert reeval[5].strip() == "+1.2 ± 0.8"
+
+
+def test_retrained_best_trial_is_the_mean_of_its_seeds() -> None:
+    records = [
+        _record("a", 0, [1.0, 3.0, 2.0, 2.0], 2.5),
+        _record("b", 0, [2.0, 2.0, 2.0, 2.0], 2.0),
+        _record("a", 1, [1.0, 1.0, 1.0, 4.0], 3.0),
+        _record("b", 1, [1.0, 1.0, 1.0, 1.0], 1.0),
+    ]
+    assert not any("retrained" in line for line in paired.compare(records, "a", "b"))
+    for r, retrain in zip(
+        records, ([3.0, 2.0, 1.0], [1.0, 1.0, 1.0], [4.0, 4.0, 4.0], [2.0]), strict=True
+    ):
+        r["best_trial_retrain"] = retrain
+    lines = paired.compare(records, "a", "b")
+    row = next(r for r in lines if "retrained" in r).split("|")
+    # a: 2 and 4 (seed means), b: 1 and 2; differences +1 and +2.
+    assert row[3].strip() == "3.0 ± 1.0" and row[4].strip() == "1.5 ± 0.5"
+    assert row[5].strip() == "+1.5 ± 0.5"

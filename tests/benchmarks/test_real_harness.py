@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -236,3 +237,25 @@ def test_cartpole_landscape_rejects_an_unknown_region_name() -> None:
 
     with pytest.raises(SystemExit):
         landscape.main(["--region", "momentum=0.5"])
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_best_trial_is_retrained_on_fresh_seeds(direction: _harness.Direction) -> None:
+    task = make_fake_task(10, direction)
+    seeds: list[int] = []
+    curve = task.curve
+
+    def counting(params: dict[str, Any], data_seed: int, seed: int) -> _harness.Reports:
+        seeds.append(seed)
+        return curve(params, data_seed, seed)
+
+    task = dataclasses.replace(task, curve=counting)
+    record = _harness.run_one(task, "random", seed=2, budget=40, retrain_seeds=3)
+    # The fake curve ignores its seed: every retraining ends at study.best_trial's value.
+    best = record["checkpoints"][-1]["best_complete"]
+    assert record["best_trial_retrain"] == pytest.approx([best] * 3)
+    assert set(record["best_trial_params"]) == {"x"}
+    # The retrainings use fresh seeds, none of them a trial's or the reevaluation's.
+    fresh = seeds[-3:]
+    assert len(set(fresh)) == 3 and not set(fresh) & set(seeds[:-3])
+    assert "best_trial_retrain" not in _harness.run_one(task, "random", seed=2, budget=40)

@@ -22,6 +22,8 @@ from benchmarks.lcbench import LCBenchSurrogate
 from benchmarks.run_lcbench import DEHB_PYTHON_ENV
 from benchmarks.run_lcbench import RunSettings
 from benchmarks.run_lcbench import run_all
+from benchmarks.summarize_lcbench import corner_stats
+from benchmarks.summarize_lcbench import on_bound_share
 from benchmarks.summarize_lcbench import paired_differences
 from benchmarks.summarize_lcbench import regret_at
 from benchmarks.summarize_lcbench import summarize
@@ -158,7 +160,7 @@ def test_paired_differences_pair_runs_by_task_and_seed() -> None:
             if (task, seed) != ("2", 2):  # one missing run is left out of the pairs
                 records.append(_observed_record("other", task, seed, base + gap))
     out = paired_differences(records, "observed", "ref", [5, 50])
-    mean, se, se_tasks, wins, n = out["other"]
+    mean, se, se_tasks, wins, ties, losses, n = out["other"]
     assert n == 5
     # Regret differences are -gap: seeds 0, 1 average -0.1 and +0.3, seed 2 has only task 1.
     per_seed = np.array([0.1, 0.1, -0.1])
@@ -168,10 +170,21 @@ def test_paired_differences_pair_runs_by_task_and_seed() -> None:
     # deviation is that of one task over sqrt(2): 0.2 / sqrt(2), within bootstrap noise.
     assert se_tasks[1] == pytest.approx(0.2 / np.sqrt(2), rel=0.03)
     assert se_tasks[0] == 0.0
-    assert wins[1] == 0  # better on task 1, worse on task 2
-    assert mean[0] == 0.0 and wins[0] == 0  # before the first report both have regret 1
+    # Task 1 is better by 0.1 on every seed (no spread: a win), task 2 worse by 0.3 (a loss).
+    assert (wins[1], ties[1], losses[1]) == (1, 0, 1)
+    # Before the first report both have regret 1: a tie on both tasks.
+    assert mean[0] == 0.0 and (wins[0], ties[0], losses[0]) == (0, 2, 0)
     with pytest.raises(ValueError, match="'nope'"):
         paired_differences(records, "observed", "nope", [50])
+
+
+def test_a_task_difference_within_its_seed_spread_is_a_tie() -> None:
+    records = []
+    for seed, gap in enumerate((0.2, -0.1, 0.05)):  # mean +0.05, SE 0.087 over seeds
+        records.append(_observed_record("ref", "1", seed, 0.5))
+        records.append(_observed_record("other", "1", seed, 0.5 + gap))
+    p = paired_differences(records, "observed", "ref", [50])["other"]
+    assert (p.wins[0], p.ties[0], p.losses[0]) == (0, 1, 0)
 
 
 def test_dev_tasks(lcbench_dir: Path) -> None:
@@ -213,3 +226,33 @@ def test_boil_factory() -> None:
     if hasattr(boil.BOILSampler, "_configure"):  # the variants need the lead's `_configure`
         for name in run_lcbench.BOIL_VARIANTS:
             run_lcbench.METHODS[name](0)
+
+
+def test_parameters_on_a_bound_of_the_box() -> None:
+    config = {
+        "batch_size": 16,  # the lower bound
+        "learning_rate": 0.1,  # the upper bound
+        "momentum": 0.5,
+        "weight_decay": 0.01,
+        "num_layers": 3,
+        "max_units": 100,
+        "max_dropout": 0.2,
+    }
+    assert on_bound_share(config) == pytest.approx(2 / 7)
+    assert np.isnan(on_bound_share(None))
+
+
+def test_corner_stats_count_runs_above_y_star_and_leave_their_tasks_out() -> None:
+    # Task 1: "a" finds 1.2 > y* = 1 (unclipped regret -0.2); task 2: nobody exceeds y*.
+    records = [
+        _observed_record("a", "1", 0, 1.2),
+        _observed_record("b", "1", 0, 0.5),
+        _observed_record("a", "2", 0, 0.9),
+        _observed_record("b", "2", 0, 0.6),
+    ]
+    text = "\n".join(corner_stats(records, ["observed"], 100))
+    assert "| a | 0.50 / -0.0500 |" in text  # (-0.2 + 0.1) / 2
+    assert "| b | 0.00 / 0.4500 |" in text
+    assert "exceeds y*: 1." in text
+    # The table on the clean task: regret 0.1 for a, 0.4 for b.
+    assert "| a | 0.1000" in text and "| b | 0.4000" in text
