@@ -176,7 +176,8 @@ class Policy:
                 does not apply. Not while the study needs its first full training
                 (:meth:`needs_full_run`): that one is the model's best guess.
         """
-        explore = explore and not comparison and not self.needs_full_run()
+        needs_full = not comparison and self.needs_full_run()
+        explore = explore and not comparison and not needs_full
         if explore:
             x = self._unobserved(rng, self.model.t_new_lo)
             _, T, F = self.fitted.search(rng, fixed_t=fixed_t, fixed_x=x)
@@ -190,7 +191,7 @@ class Policy:
         cfg, t_hi = self.model.config, self.model.t_hi
         if cfg.deliver_new and fixed_t is None:
             delivery = float(self.fitted.delivery(x)[0])
-            if delivery > value or (not comparison and self.needs_full_run()):
+            if delivery > value or needs_full:
                 t, value = t_hi, delivery
             best = self._best_delivery(skip) if cfg.deliver_best and not explore else None
             if best is not None and best[1] > value:

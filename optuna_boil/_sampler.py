@@ -274,19 +274,17 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
         fixed_t = None if enforced else ctx.range.t_full
         _context.publish_trust(study, fitted)
         resumes = any(_storage.calls_resume(t) for t in ctx.trials)
-        explore = _explores(ctx, trial.number)
         with _context.FIT_LOCK, _context.limit_threads():
             decision = Policy(fitted, resumes=resumes).suggest(
-                rng, fixed_t=fixed_t, skip=in_flight, explore=explore
+                rng, fixed_t=fixed_t, skip=in_flight, explore=_explores(ctx, trial.number)
             )
         _settle.publish(study, trial, space, fitted, decision, enforced)
         known = {
             t.number: _settle.choice(t) for t in ctx.trials if _storage.get_published_params(t)
         }
-        drawn = decision.x if decision.drawn else None
+        # A decision moved by a clash is the acquisition's next choice, no longer ``drawn``.
         decision = _settle.settle(study, trial, space, fitted, decision, rng, enforced, known)
-        explore = drawn is not None and bool(np.array_equal(decision.x, drawn))  # not moved
-        if explore:
+        if decision.drawn:
             _storage.set_user(study, trial._trial_id, _storage.USER_RANDOM, True)
         if decision.retrain_of is not None:  # written once settled: a moved trial never has it
             _storage.set_user(
@@ -303,7 +301,7 @@ class BOILSampler(BaseSampler, _context.SettingsHolder):
             )
         get_logger().info(
             f"Trial {trial.number} trains for {decision.t} steps"
-            + (" a configuration drawn at random" if explore else "")
+            + (" a configuration drawn at random" if decision.drawn else "")
             + (
                 f" trial {decision.retrain_of}'s configuration again"
                 if decision.retrain_of is not None
