@@ -13,7 +13,9 @@ value]``; the metrics a user sees at 25 / 50 / 100 % of the budget are computed 
 the number of COMPLETE trials. Wall time is split into training time (inside the task's training
 code) and optimiser overhead (everything else: ``suggest_*``, ``should_prune``, bookkeeping).
 The optuna-boil method also receives each trial's cumulative training seconds through
-``optuna_boil.report_cost`` after every report, so it weighs budgets by real cost. From the same
+``optuna_boil.report_cost`` after every report, so it weighs budgets by real cost (and its
+decisions follow the machine's load); with ``--cost steps`` it weighs them by steps, and a
+rerun repeats every decision. From the same
 log, :func:`waste` counts the full trainings of a run and the budget spent on those whose curve
 stayed at the worst value early on; optuna-boil runs also record their model fits and the
 study's fidelity trust at the end.
@@ -25,6 +27,10 @@ budget and the timings) estimates the recommendation's true quality.
 
 A task is a :class:`Task` whose ``curve`` is a generator: it trains from scratch and yields
 ``(step, value)`` at every report step, and the harness stops consuming it when the trial ends.
+A method whose objective resumes runs (``boil_resume``, issue 27) calls
+``optuna_boil.resume_from``: the generator of a trial its pruner stopped is kept paused (what a
+checkpoint would restore), and a trial that continues that run consumes it from where it
+stopped, so its earlier steps are neither trained nor counted again.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ EVAL_SEED_OFFSET = 10_000
 RECORD_FORMAT = 2  # records without this format (older harness versions) are ignored
 
 Params = dict[str, Any]
+Cost = Literal["seconds", "steps"]
 Direction = Literal["maximize", "minimize"]
 Reports = Generator[tuple[int, float], None, None]
 Curve = Callable[[Params, int, int], Reports]
@@ -156,8 +163,13 @@ METHODS: dict[str, MethodFactory] = {
     "boil_min_third_now": lambda seed, lo, hi: _boil(seed, max(lo, hi // 3), hi),
     # The default before random interleaving (issue 24): every new configuration the model's.
     "boil_no_random": functools.partial(_boil, random_fraction=0.0),
+    # The default with an objective that keeps its runs (issue 27): it calls
+    # optuna_boil.resume_from and continues a stopped run where it stopped.
+    "boil_resume": _boil,
 }
 BOIL_METHODS = frozenset(m for m in METHODS if m.startswith("boil"))
+# Methods whose objective resumes stopped runs (``optuna_boil.resume_from``).
+RESUMING = frozenset({"boil_resume"})
 BASELINE = "random"
 
 
@@ -181,13 +193,33 @@ def _best(values: Sequence[float], direction: str) -> float:
 class _Run:
     """Budget accounting and event log of one run (one method, one seed)."""
 
-    def __init__(self, task: Task, seed: int, budget: int, report_cost: bool) -> None:
+    def __init__(
+        self, task: Task, seed: int, budget: int, report_cost: bool, resumes: bool = False
+    ) -> None:
         self.task, self.seed, self.budget, self.report_cost = task, seed, budget, report_cost
         self.used = 0
         self.train_s = 0.0
         self.start = time.perf_counter()
         self.events: list[Event] = []
         self.stopped = False
+        # With ``resumes``: the runs that stopped early, paused where they stopped (the live
+        # training, as a checkpoint would restore it) by trial number, with their last step.
+        self.resumes = resumes
+        self.paused: dict[int, tuple[Reports, int]] = {}
+
+    def _start(self, trial: optuna.Trial, params: Params) -> tuple[Reports, int]:
+        """The trial's training and the step it starts after: the run it continues when
+        ``optuna_boil.resume_from`` says so (its steps were trained and counted), else a new
+        one."""
+        if self.resumes:
+            import optuna_boil
+
+            point = optuna_boil.resume_from(trial)
+            if point is not None and point.trial_number in self.paused:
+                curve, last = self.paused.pop(point.trial_number)
+                assert last == point.step, (last, point)
+                return curve, last
+        return self.task.curve(params, self.seed, _trial_seed(self.seed, trial.number)), 0
 
     def objective(self, trial: optuna.Trial) -> float:
         """Train one trial until its pruner, its last step or the run's budget stops it."""
@@ -197,8 +229,8 @@ class _Run:
             trial.study.stop()
             raise optuna.TrialPruned()
         params = task.suggest(trial)
-        curve = task.curve(params, self.seed, _trial_seed(self.seed, trial.number))
-        prev, last, trial_train = 0, math.nan, 0.0
+        curve, prev = self._start(trial, params)
+        last, trial_train, pause = math.nan, 0.0, False
         try:
             while True:
                 mark = time.perf_counter()
@@ -226,10 +258,16 @@ class _Run:
                 )
                 if self.used >= self.budget:
                     self.stopped = True
-                if self.stopped or step >= task.max_step or trial.should_prune():
+                if self.stopped or step >= task.max_step:
+                    break
+                if trial.should_prune():
+                    pause = self.resumes
                     break
         finally:
-            curve.close()
+            if pause:
+                self.paused[trial.number] = (curve, prev)
+            else:
+                curve.close()
             self.train_s += trial_train
         if self.stopped:
             trial.study.stop()
@@ -319,18 +357,32 @@ def _stuck(
 
 
 def run_one(
-    task: Task, method: str, seed: int, budget: int, retrain_seeds: int = 0
+    task: Task,
+    method: str,
+    seed: int,
+    budget: int,
+    retrain_seeds: int = 0,
+    cost: Cost = "seconds",
 ) -> dict[str, Any]:
     """Run one method with one seed on ``task`` under a budget of ``budget`` steps.
 
     With ``retrain_seeds`` > 0 the best COMPLETE trial's configuration (``study.best_trial``,
     what the user gets) is also trained that many more times with fresh seeds
-    (``best_trial_retrain``: the protocol's headline, benchmarks/PROTOCOL.md)."""
+    (``best_trial_retrain``: the protocol's headline, benchmarks/PROTOCOL.md). ``cost`` is what
+    optuna-boil methods weigh budgets by: the measured training seconds
+    (``optuna_boil.report_cost``, as a user would report them; decisions then depend on the
+    machine's load, so a rerun differs) or the steps (nothing reported: a rerun is identical)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler, pruner = METHODS[method](seed, task.steps[0], task.max_step)
     study = optuna.create_study(direction=task.direction, sampler=sampler, pruner=pruner)
-    run = _Run(task, seed, budget, report_cost=method in BOIL_METHODS)
+    run = _Run(
+        task,
+        seed,
+        budget,
+        report_cost=method in BOIL_METHODS and cost == "seconds",
+        resumes=method in RESUMING,
+    )
     error = None
     try:
         study.optimize(run.objective, catch=())
@@ -362,6 +414,7 @@ def run_one(
         "budget": budget,
         "max_step": task.max_step,
         "direction": task.direction,
+        "cost": cost,
         "steps_used": run.used,
         "wall_time_s": round(wall, 3),
         "train_time_s": round(run.train_s, 3),
@@ -502,14 +555,17 @@ def run_all(
     jsonl: Path,
     jobs: int,
     retrain_seeds: int = 0,
+    cost: Cost = "seconds",
 ) -> None:
     """Run every (method, seed) not yet in ``jsonl`` and append one JSON line per run
-    (``retrain_seeds``: see :func:`run_one`)."""
+    (``retrain_seeds``, ``cost``: see :func:`run_one`)."""
     task = make_task()
     done = {
         (r["method"], r["seed"])
         for r in load(jsonl)
-        if r["budget"] == budget and r["max_step"] == task.max_step
+        if r["budget"] == budget
+        and r["max_step"] == task.max_step
+        and r.get("cost", "seconds") == cost
     }
     todo = [(m, s) for s in seeds for m in methods if (m, s) not in done]
     print(f"{task.name}: {len(todo)} runs to do ({len(done)} already in {jsonl.name})", flush=True)
@@ -533,20 +589,26 @@ def run_all(
     if jobs <= 1:
         _init_worker()
         for i, (m, s) in enumerate(todo, 1):
-            finish(run_one(task, m, s, budget, retrain_seeds), i)
+            finish(run_one(task, m, s, budget, retrain_seeds, cost), i)
         return
     with ProcessPoolExecutor(jobs, initializer=_init_worker) as pool:
         futures = [
-            pool.submit(_run_in_worker, make_task, m, s, budget, retrain_seeds) for m, s in todo
+            pool.submit(_run_in_worker, make_task, m, s, budget, retrain_seeds, cost)
+            for m, s in todo
         ]
         for i, future in enumerate(as_completed(futures), 1):
             finish(future.result(), i)
 
 
 def _run_in_worker(
-    make_task: Callable[[], Task], method: str, seed: int, budget: int, retrain_seeds: int
+    make_task: Callable[[], Task],
+    method: str,
+    seed: int,
+    budget: int,
+    retrain_seeds: int,
+    cost: Cost,
 ) -> dict[str, Any]:
-    return run_one(make_task(), method, seed, budget, retrain_seeds)
+    return run_one(make_task(), method, seed, budget, retrain_seeds, cost)
 
 
 # Summary -----------------------------------------------------------------------------------
@@ -1018,6 +1080,13 @@ def main(
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--retrain-seeds", type=int, default=0,
                         help="retrain study.best_trial on this many fresh seeds")  # fmt: skip
+    parser.add_argument(
+        "--cost",
+        choices=("seconds", "steps"),
+        default="seconds",
+        help="what optuna-boil weighs budgets by: measured training seconds (default; reruns "
+        "differ with the load) or steps (identical reruns)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test (< 60 s)")
     parser.add_argument("--summary-only", action="store_true", help="only redo table and plot")
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
@@ -1041,7 +1110,7 @@ def main(
         sys.exit(f"unknown methods {unknown}; choose from {', '.join(sorted(known))}")
     start = time.perf_counter()
     if not args.summary_only:
-        run_all(build, methods, seeds, budget, jsonl, args.jobs, args.retrain_seeds)
+        run_all(build, methods, seeds, budget, jsonl, args.jobs, args.retrain_seeds, args.cost)
     records = [
         r
         for r in load(jsonl)

@@ -3,7 +3,9 @@
 For each checkpoint, the best COMPLETE trial (what ``study.best_trial`` returns) and the best value
 observed, as mean ± standard error over seeds of each method and of their difference (``a - b``,
 on the seeds both have), with the number of seeds on which ``a`` is better, level and worse; the
-re-evaluation of the recommended configuration on a fresh seed; decision overhead per trial;
+re-evaluation of the recommended configuration on a fresh seed; the same incumbents on the
+wall-clock axis (decision time included) at 25 / 50 / 75 / 100 % of ``b``'s median run time;
+decision overhead per trial;
 full trainings per run, the share of the budget spent on full trainings stuck at the worst value
 (``_harness.waste``) and, for optuna-boil methods, model fits per trial.
 
@@ -37,9 +39,11 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
-def _at(record: dict[str, Any], fraction: float) -> tuple[float, float | None]:
+def _at(record: dict[str, Any], x: float, axis: int = 0) -> tuple[float, float | None]:
+    """Best value observed and best COMPLETE value once ``event[axis] <= x`` (axis 0: steps
+    used, 1: wall-clock seconds)."""
     best, best_complete, _ = _harness.checkpoint(
-        record["events"], fraction * record["budget"], record["max_step"], record["direction"]
+        record["events"], x, record["max_step"], record["direction"], axis=axis
     )
     return best, best_complete
 
@@ -58,25 +62,8 @@ def compare(records: list[dict[str, Any]], a: str, b: str) -> list[str]:
         f"| checkpoint | incumbent | {a} | {b} | difference | win / level / loss |",
         "|---|---|---|---|---|---|",
     ]
-    for fraction in FRACTIONS:
-        for k, name in ((1, "best COMPLETE"), (0, "best observed")):
-            va, vb, diff, tally = [], [], [], [0, 0, 0]
-            for s in seeds:
-                x, y = _at(by[a][s], fraction)[k], _at(by[b][s], fraction)[k]
-                if x is not None:
-                    va.append(x)
-                if y is not None:
-                    vb.append(y)
-                if x is not None and y is not None:
-                    diff.append(x - y)
-                gx = -math.inf if x is None else sign * x
-                gy = -math.inf if y is None else sign * y
-                tally[0 if gx > gy else 1 if gx == gy else 2] += 1
-            cells = [_fmt(*_mean_se(v)) + _missing(len(seeds) - len(v)) for v in (va, vb)]
-            lines.append(
-                f"| {round(100 * fraction)} % | {name} | {cells[0]} | {cells[1]} | "
-                f"{_fmt(*_mean_se(diff), signed=True)} | {'/'.join(map(str, tally))} |"
-            )
+    budget = by[a][seeds[0]]["budget"]
+    lines += _rows(by, seeds, a, b, sign, [(f"{round(100 * f)} %", f * budget) for f in FRACTIONS])
     for label, key in (
         ("re-evaluated recommendation", "recommended_reeval"),
         ("best trial retrained (mean of its fresh seeds)", "best_trial_retrain"),
@@ -95,6 +82,20 @@ def compare(records: list[dict[str, Any]], a: str, b: str) -> list[str]:
             f"| end | {label} | {_fmt(*_mean_se(va))} | {_fmt(*_mean_se(vb))} | "
             f"{_fmt(*_mean_se(diff), signed=True)} | |"
         )
+    # The same on the wall-clock axis (decision time included), at fractions of the time `b`
+    # takes for its whole budget (median over the seeds).
+    walls = sorted(by[b][s]["wall_time_s"] for s in seeds)
+    wall = walls[len(walls) // 2]
+    lines += [
+        "",
+        f"Wall clock, decision time included: at 25 / 50 / 75 / 100 % of `{b}`'s median run "
+        f"time ({wall:.0f} s); results depend on the machine (one process per core).",
+        "",
+        f"| time | incumbent | {a} | {b} | difference | win / level / loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    points = [(f"{f * wall:.0f} s", f * wall) for f in FRACTIONS]
+    lines += _rows(by, seeds, a, b, sign, points, axis=1)
     per_trial = {
         m: _mean_se([by[m][s]["overhead_s"] / max(by[m][s]["n_trials"], 1) for s in seeds])[0]
         for m in (a, b)
@@ -106,6 +107,43 @@ def compare(records: list[dict[str, Any]], a: str, b: str) -> list[str]:
         f"COMPLETE trials per run: {a} {complete[a]:.1f}, {b} {complete[b]:.1f}. "
         + _waste_sentence({m: [by[m][s] for s in seeds] for m in (a, b)}),
     ]
+    return lines
+
+
+def _rows(
+    by: dict[str, dict[int, dict[str, Any]]],
+    seeds: list[int],
+    a: str,
+    b: str,
+    sign: float,
+    points: list[tuple[str, float]],
+    axis: int = 0,
+) -> list[str]:
+    """Table rows of both incumbents at each ``(label, x)`` of ``points`` on ``axis``."""
+    lines = []
+    for label, point in points:
+        for k, name in ((1, "best COMPLETE"), (0, "best observed")):
+            va, vb, diff, tally = [], [], [], [0, 0, 0]
+            for s in seeds:
+                x, y = _at(by[a][s], point, axis)[k], _at(by[b][s], point, axis)[k]
+                if x is not None and math.isnan(x):
+                    x = None  # nothing reported yet
+                if y is not None and math.isnan(y):
+                    y = None
+                if x is not None:
+                    va.append(x)
+                if y is not None:
+                    vb.append(y)
+                if x is not None and y is not None:
+                    diff.append(x - y)
+                gx = -math.inf if x is None else sign * x
+                gy = -math.inf if y is None else sign * y
+                tally[0 if gx > gy else 1 if gx == gy else 2] += 1
+            cells = [_fmt(*_mean_se(v)) + _missing(len(seeds) - len(v)) for v in (va, vb)]
+            lines.append(
+                f"| {label} | {name} | {cells[0]} | {cells[1]} | "
+                f"{_fmt(*_mean_se(diff), signed=True)} | {'/'.join(map(str, tally))} |"
+            )
     return lines
 
 

@@ -5,13 +5,16 @@ from typing import Any
 from benchmarks.real import paired
 
 
-def _record(method: str, seed: int, finals: list[float], reeval: float) -> dict[str, Any]:
-    """A maximised run of 4 full trainings of 10 steps (budget 40), one after the other."""
+def _record(
+    method: str, seed: int, finals: list[float], reeval: float, seconds: float = 1.0
+) -> dict[str, Any]:
+    """A maximised run of 4 full trainings of 10 steps (budget 40), one after the other, each
+    step taking ``seconds`` of wall-clock time."""
     events = []
     for trial, final in enumerate(finals):
         for step in range(1, 11):
             used = trial * 10 + step
-            events.append([used, 0.0, 0.0, trial, step, final * step / 10])
+            events.append([used, used * seconds, used * seconds, trial, step, final * step / 10])
     return {
         "method": method,
         "seed": seed,
@@ -23,6 +26,7 @@ def _record(method: str, seed: int, finals: list[float], reeval: float) -> dict[
         "overhead_s": 1.0,
         "n_trials": 4,
         "n_complete": 4,
+        "wall_time_s": 40 * seconds,
     }
 
 
@@ -64,3 +68,22 @@ def test_retrained_best_trial_is_the_mean_of_its_seeds() -> None:
     # a: 2 and 4 (seed means), b: 1 and 2; differences +1 and +2.
     assert row[3].strip() == "3.0 ± 1.0" and row[4].strip() == "1.5 ± 0.5"
     assert row[5].strip() == "+1.5 ± 0.5"
+
+
+def test_the_wall_clock_rows_compare_at_the_same_time_decisions_included() -> None:
+    # a finds the same values as b but takes twice as long per step: at b's whole run time
+    # (40 s) it has trained only two of its four configurations.
+    records = []
+    for seed in (0, 1):
+        records.append(_record("a", seed, [1.0, 2.0, 3.0, 4.0], 4.0, seconds=2.0))
+        records.append(_record("b", seed, [1.0, 2.0, 3.0, 4.0], 4.0))
+    lines = paired.compare(records, "a", "b")
+    rows = {(r.split("|")[1].strip(), r.split("|")[2].strip()): r for r in lines if "|" in r}
+    on_steps = rows[("100 %", "best COMPLETE")].split("|")
+    assert on_steps[5].strip() == "+0.0000 ± 0.0000" and on_steps[6].strip() == "0/2/0"
+    on_time = rows[("40 s", "best COMPLETE")].split("|")
+    assert on_time[3].strip() == "2.0 ± 0.0" and on_time[4].strip() == "4.0 ± 0.0"
+    assert on_time[6].strip() == "0/0/2"
+    # At 10 s, a has no COMPLETE trial yet and b has one.
+    early = rows[("10 s", "best COMPLETE")].split("|")
+    assert early[3].strip() == "- (2 without)" and early[6].strip() == "0/0/2"

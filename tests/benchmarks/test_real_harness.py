@@ -259,3 +259,39 @@ def test_best_trial_is_retrained_on_fresh_seeds(direction: _harness.Direction) -
     fresh = seeds[-3:]
     assert len(set(fresh)) == 3 and not set(fresh) & set(seeds[:-3])
     assert "best_trial_retrain" not in _harness.run_one(task, "random", seed=2, budget=40)
+
+
+def test_a_resuming_objective_continues_paused_runs_and_trains_no_step_twice() -> None:
+    trained: list[tuple[int, int]] = []  # (train seed, step) of every step actually trained
+
+    def counted(params: dict[str, Any], data_seed: int, seed: int) -> _harness.Reports:
+        for step, value in _curve(params, data_seed, seed, tuple(range(2, 21, 2)), 1.0):
+            trained.append((seed, step))
+            yield step, value
+
+    task = dataclasses.replace(make_fake_task(20), curve=counted)
+    record = _harness.run_one(task, "boil_resume", seed=0, budget=160)
+    assert record["error"] is None
+    # Every step of the study was trained once (reports every 2 steps), and counted once; the
+    # recommendation's re-evaluation trains with its own seed.
+    study = [t for t in trained if t[0] != _harness.EVAL_SEED_OFFSET]
+    assert len(study) == len(set(study)) and 2 * len(study) == record["steps_used"] == 160
+    first = {}
+    for event in record["events"]:
+        first.setdefault(event[3], event[4])
+    resumed = [number for number, step in first.items() if step > task.steps[0]]
+    assert resumed, first  # some trial went on from where an earlier one stopped
+    rows = {row[0]: row for row in record["trials"]}
+    assert all(rows[n][2] > first[n] for n in resumed if rows[n][1] == "COMPLETE")
+
+
+def test_a_boil_run_weighing_steps_is_reproduced_exactly() -> None:
+    task = make_fake_task(10)
+    runs = [_harness.run_one(task, "boil", seed=3, budget=90, cost="steps") for _ in range(2)]
+    assert runs[0]["cost"] == "steps" and runs[0]["error"] is None
+    # The same decisions: the same trials, steps and values (wall-clock times aside).
+    assert runs[0]["trials"] == runs[1]["trials"]
+    assert [e[0:1] + e[3:] for e in runs[0]["events"]] == [
+        e[0:1] + e[3:] for e in runs[1]["events"]
+    ]
+    assert runs[0]["n_trials"] > 10 - 1  # decisions after the start-up were made
