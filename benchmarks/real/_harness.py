@@ -388,6 +388,9 @@ def run_one(
         study.optimize(run.objective, catch=())
     except Exception:
         error = traceback.format_exc()[-3000:]
+    finally:
+        for curve, _ in run.paused.values():  # runs nobody continued: end their training
+            curve.close()
     wall = time.perf_counter() - run.start
     trials = study.get_trials(deepcopy=False)
     rec_start = time.perf_counter()
