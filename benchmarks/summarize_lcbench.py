@@ -257,6 +257,8 @@ class Paired(NamedTuple):
             one seed is a tie only when the difference is 0).
         losses: Tasks where the method is worse, in the mirror sense.
         n: The number of paired runs.
+        median: The method's median over tasks of its seed-averaged regret minus the
+            reference's (the same runs).
     """
 
     mean: np.ndarray
@@ -266,6 +268,21 @@ class Paired(NamedTuple):
     ties: np.ndarray
     losses: np.ndarray
     n: int
+    median: np.ndarray
+
+    def verdicts(self) -> list[str]:
+        """Per checkpoint, the method against the reference by benchmarks/PROTOCOL.md's rule:
+        ``"better"`` when its mean regret is lower by more than two standard errors over tasks
+        *and* its median is lower, ``"worse"`` in the mirror case, else ``"level"``."""
+        out = []
+        for mean, se, median in zip(self.mean, self.se_tasks, self.median, strict=True):
+            if mean < -2 * se and median < 0:
+                out.append("better")
+            elif mean > 2 * se and median > 0:
+                out.append("worse")
+            else:
+                out.append("level")
+        return out
 
 
 def paired_differences(
@@ -303,11 +320,20 @@ def paired_differences(
             else np.zeros(per_seed.shape[1])
         )
         wins, ties, losses = _task_outcomes(diff)
+        pairs = ~np.isnan(diff)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = [
+                np.nanmedian(np.nanmean(np.where(pairs, r, np.nan), axis=1), axis=0)
+                for r in (regrets[i], ref)
+            ]
         tasks = per_task[~np.isnan(per_task[:, 0])]
         draws = np.random.default_rng(0).integers(0, len(tasks), (BOOTSTRAP, len(tasks)))
         se_tasks = tasks[draws].mean(axis=1).std(axis=0, ddof=1)
         n = int(np.sum(~np.isnan(diff[..., 0])))
-        out[m] = Paired(per_seed.mean(axis=0), se, se_tasks, wins, ties, losses, n)
+        out[m] = Paired(
+            per_seed.mean(axis=0), se, se_tasks, wins, ties, losses, n, medians[0] - medians[1]
+        )
     return out
 
 
@@ -337,9 +363,11 @@ def _paired_table(
     ]
     for kind in kinds:
         for m, p in paired_differences(records, kind, reference, grid).items():
+            verdicts = p.verdicts()
             cells = [
                 f"{p.mean[c]:+.4f} ± {p.se[c]:.4f} · tasks ± {p.se_tasks[c]:.4f}"
                 f" ({p.wins[c]}/{p.ties[c]}/{p.losses[c]})"
+                + ("" if verdicts[c] == "level" else f" **{verdicts[c]}**")
                 for c in range(len(grid))
             ]
             lines.append(f"| {m} | {kind} | {p.n} | " + " | ".join(cells) + " |")
@@ -472,7 +500,9 @@ def summarize(
             f" of the tasks, {BOOTSTRAP} resamples: what another set of tasks would see) and,"
             " in brackets, tasks won / tied / lost: a task is won or lost when its"
             " seed-averaged difference is beyond the standard error over its seeds, else"
-            " tied.",
+            " tied. **better** / **worse**: the method against the reference by the rule of"
+            " benchmarks/PROTOCOL.md (mean regret lower / higher by more than two standard"
+            " errors over tasks, and the median over tasks lower / higher); otherwise level.",
             "",
             *_paired_table(records, kinds, paired, epoch_grid),
         ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+import statistics
 from typing import Any
 
 from benchmarks.real import _harness
@@ -37,6 +38,26 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     if n < 2:
         return mean, math.nan
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def verdict(a: list[float], b: list[float], sign: float) -> str:
+    """Method ``a`` against ``b`` on paired values by benchmarks/PROTOCOL.md's rule: ``"better"``
+    when its mean is better by more than two standard errors of the paired difference *and* its
+    median is better, ``"worse"`` in the mirror case, else ``"level"`` (``sign`` is +1 where
+    higher is better, -1 where lower is)."""
+    if len(a) < 2:
+        return "level"
+    mean, se = _mean_se([sign * (x - y) for x, y in zip(a, b, strict=True)])
+    median = sign * (statistics.median(a) - statistics.median(b))
+    if mean > 2 * se and median > 0:
+        return "better"
+    if mean < -2 * se and median < 0:
+        return "worse"
+    return "level"
+
+
+def _with_verdict(cell: str, outcome: str) -> str:
+    return cell if outcome == "level" else f"{cell} · **{outcome}**".lstrip(" ·")
 
 
 def _at(record: dict[str, Any], x: float, axis: int = 0) -> tuple[float, float | None]:
@@ -57,7 +78,10 @@ def compare(records: list[dict[str, Any]], a: str, b: str) -> list[str]:
     sign = -1.0 if by[a][seeds[0]]["direction"] == "minimize" else 1.0
     lines = [
         f"{len(seeds)} paired seeds; differences are `{a} - {b}`; win / level / loss count "
-        f"seeds where `{a}` is better / equal / worse (no COMPLETE trial counts as worst).",
+        f"seeds where `{a}` is better / equal / worse (no COMPLETE trial counts as worst); "
+        f"**better** / **worse**: `{a}` against `{b}` by benchmarks/PROTOCOL.md's rule (mean "
+        "better / worse by more than two standard errors of the paired difference, and the "
+        "median too), shown for the best COMPLETE trial and the best trial's fresh trainings.",
         "",
         f"| checkpoint | incumbent | {a} | {b} | difference | win / level / loss |",
         "|---|---|---|---|---|---|",
@@ -73,14 +97,13 @@ def compare(records: list[dict[str, Any]], a: str, b: str) -> list[str]:
             continue  # the runs were made without --retrain-seeds
         va = [v for v in got[a].values() if v is not None]
         vb = [v for v in got[b].values() if v is not None]
-        diff = [
-            got[a][s] - got[b][s]  # type: ignore[operator]
-            for s in seeds
-            if got[a][s] is not None and got[b][s] is not None
-        ]
+        both = [s for s in seeds if got[a][s] is not None and got[b][s] is not None]
+        pa = [float(got[a][s]) for s in both]  # type: ignore[arg-type]
+        pb = [float(got[b][s]) for s in both]  # type: ignore[arg-type]
+        diff = [x - y for x, y in zip(pa, pb, strict=True)]
         lines.append(
             f"| end | {label} | {_fmt(*_mean_se(va))} | {_fmt(*_mean_se(vb))} | "
-            f"{_fmt(*_mean_se(diff), signed=True)} | |"
+            f"{_fmt(*_mean_se(diff), signed=True)} | {_with_verdict('', verdict(pa, pb, sign))} |"
         )
     # The same on the wall-clock axis (decision time included), at fractions of the time `b`
     # takes for its whole budget (median over the seeds).
@@ -123,7 +146,7 @@ def _rows(
     lines = []
     for label, point in points:
         for k, name in ((1, "best COMPLETE"), (0, "best observed")):
-            va, vb, diff, tally = [], [], [], [0, 0, 0]
+            va, vb, pa, pb, tally = [], [], [], [], [0, 0, 0]
             for s in seeds:
                 x, y = _at(by[a][s], point, axis)[k], _at(by[b][s], point, axis)[k]
                 if x is not None and math.isnan(x):
@@ -135,14 +158,19 @@ def _rows(
                 if y is not None:
                     vb.append(y)
                 if x is not None and y is not None:
-                    diff.append(x - y)
+                    pa.append(x)
+                    pb.append(y)
                 gx = -math.inf if x is None else sign * x
                 gy = -math.inf if y is None else sign * y
                 tally[0 if gx > gy else 1 if gx == gy else 2] += 1
             cells = [_fmt(*_mean_se(v)) + _missing(len(seeds) - len(v)) for v in (va, vb)]
+            diff = [x - y for x, y in zip(pa, pb, strict=True)]
+            counts = "/".join(map(str, tally))
+            if name == "best COMPLETE":
+                counts = _with_verdict(counts, verdict(pa, pb, sign))
             lines.append(
                 f"| {label} | {name} | {cells[0]} | {cells[1]} | "
-                f"{_fmt(*_mean_se(diff), signed=True)} | {'/'.join(map(str, tally))} |"
+                f"{_fmt(*_mean_se(diff), signed=True)} | {counts} |"
             )
     return lines
 

@@ -83,7 +83,17 @@ def test_the_wall_clock_rows_compare_at_the_same_time_decisions_included() -> No
     assert on_steps[5].strip() == "+0.0000 ± 0.0000" and on_steps[6].strip() == "0/2/0"
     on_time = rows[("40 s", "best COMPLETE")].split("|")
     assert on_time[3].strip() == "2.0 ± 0.0" and on_time[4].strip() == "4.0 ± 0.0"
-    assert on_time[6].strip() == "0/0/2"
+    assert on_time[6].strip() == "0/0/2 · **worse**"  # no spread: beyond two SE
     # At 10 s, a has no COMPLETE trial yet and b has one.
     early = rows[("10 s", "best COMPLETE")].split("|")
     assert early[3].strip() == "- (2 without)" and early[6].strip() == "0/0/2"
+
+
+def test_the_protocol_verdict_needs_the_mean_and_the_median() -> None:
+    # Higher is better: a ahead on every seed by about 1 (mean far beyond two SE, median too).
+    assert paired.verdict([2.0, 3.1, 4.0, 5.2], [1.0, 2.0, 3.1, 4.0], 1.0) == "better"
+    assert paired.verdict([2.0, 3.1, 4.0, 5.2], [1.0, 2.0, 3.1, 4.0], -1.0) == "worse"
+    # One seed carries the mean while the median is behind: level.
+    assert paired.verdict([0.0, 0.0, 0.0, 100.0], [0.1, 0.1, 0.1, 0.1], 1.0) == "level"
+    # Within two standard errors: level.
+    assert paired.verdict([1.0, 2.0, 0.0], [0.0, 1.0, 1.5], 1.0) == "level"

@@ -160,7 +160,7 @@ def test_paired_differences_pair_runs_by_task_and_seed() -> None:
             if (task, seed) != ("2", 2):  # one missing run is left out of the pairs
                 records.append(_observed_record("other", task, seed, base + gap))
     out = paired_differences(records, "observed", "ref", [5, 50])
-    mean, se, se_tasks, wins, ties, losses, n = out["other"]
+    mean, se, se_tasks, wins, ties, losses, n, median = out["other"]
     assert n == 5
     # Regret differences are -gap: seeds 0, 1 average -0.1 and +0.3, seed 2 has only task 1.
     per_seed = np.array([0.1, 0.1, -0.1])
@@ -185,6 +185,22 @@ def test_a_task_difference_within_its_seed_spread_is_a_tie() -> None:
         records.append(_observed_record("other", "1", seed, 0.5 + gap))
     p = paired_differences(records, "observed", "ref", [50])["other"]
     assert (p.wins[0], p.ties[0], p.losses[0]) == (0, 1, 0)
+
+
+def test_protocol_verdict_needs_the_mean_and_the_median() -> None:
+    def verdict(gaps: list[float]) -> str:
+        records = []
+        for t, gap in enumerate(gaps):
+            for seed in range(2):
+                records.append(_observed_record("ref", str(t), seed, 0.5))
+                records.append(_observed_record("other", str(t), seed, 0.5 + gap))
+        return paired_differences(records, "observed", "ref", [50])["other"].verdicts()[0]
+
+    # Better on every task by a similar amount: mean beyond two SE over tasks, median lower.
+    assert verdict([0.1, 0.12, 0.08, 0.11, 0.09]) == "better"
+    assert verdict([-0.1, -0.12, -0.08, -0.11, -0.09]) == "worse"
+    # One task carries the mean (median worse): level, whatever the mean says.
+    assert verdict([0.4, 0.41, 0.39, -0.01, -0.01, -0.01, -0.01]) == "level"
 
 
 def test_dev_tasks(lcbench_dir: Path) -> None:
