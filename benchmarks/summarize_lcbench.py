@@ -250,7 +250,7 @@ class Paired(NamedTuple):
         se: Its standard error over seeds (the tasks fixed, as the tables' SE).
         se_tasks: Its standard error over tasks: the standard deviation of the mean of the
             tasks' seed-averaged differences over ``BOOTSTRAP`` resamples of the tasks
-            (a fixed seed, so the summary is reproducible).
+            (a fixed seed, so the summary is reproducible); NaN with fewer than two tasks.
         wins: Tasks where the method is better: its seed-averaged difference is below minus
             that difference's standard error over the task's seeds (benchmarks/PROTOCOL.md).
         ties: Tasks whose seed-averaged difference is within its standard error (a task with
@@ -330,6 +330,8 @@ def paired_differences(
         tasks = per_task[~np.isnan(per_task[:, 0])]
         draws = np.random.default_rng(0).integers(0, len(tasks), (BOOTSTRAP, len(tasks)))
         se_tasks = tasks[draws].mean(axis=1).std(axis=0, ddof=1)
+        if len(tasks) < 2:  # one task says nothing about another set of tasks: no verdict
+            se_tasks = np.full(tasks.shape[1], np.nan)
         n = int(np.sum(~np.isnan(diff[..., 0])))
         out[m] = Paired(
             per_seed.mean(axis=0), se, se_tasks, wins, ties, losses, n, medians[0] - medians[1]

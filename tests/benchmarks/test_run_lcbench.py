@@ -272,3 +272,13 @@ def test_corner_stats_count_runs_above_y_star_and_leave_their_tasks_out() -> Non
     assert "exceeds y*: 1." in text
     # The table on the clean task: regret 0.1 for a, 0.4 for b.
     assert "| a | 0.1000" in text and "| b | 0.4000" in text
+
+
+def test_one_task_gives_no_verdict() -> None:
+    records = []
+    for seed in range(3):
+        records.append(_observed_record("ref", "1", seed, 0.5))
+        records.append(_observed_record("other", "1", seed, 0.9))
+    p = paired_differences(records, "observed", "ref", [50])["other"]
+    assert p.mean[0] == pytest.approx(-0.4) and np.isnan(p.se_tasks[0])
+    assert p.verdicts() == ["level"]
