@@ -136,6 +136,8 @@ def _boil(
 
 METHODS: dict[str, MethodFactory] = {
     "random": lambda seed, lo, hi: (RandomSampler(seed=seed), NopPruner()),
+    # Optuna's default sampler with its default 10 random start-up trials, full trainings.
+    "tpe": lambda seed, lo, hi: (TPESampler(seed=seed), NopPruner()),
     "tpe_hyperband": lambda seed, lo, hi: (
         TPESampler(seed=seed),
         HyperbandPruner(min_resource=lo, max_resource=hi, reduction_factor=3),
