@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.real import protocol_table
+
+
+def _record(method: str, seed: int, finals: list[float], retrain: list[float]) -> dict[str, Any]:
+    """A maximised run of 4 full trainings of 10 steps (budget 40), one after the other."""
+    events = []
+    for trial, final in enumerate(finals):
+        for step in range(1, 11):
+            used = trial * 10 + step
+            events.append([used, used, used, trial, step, final * step / 10])
+    return {
+        "method": method,
+        "seed": seed,
+        "budget": 40,
+        "max_step": 10,
+        "direction": "maximize",
+        "events": events,
+        "best_trial_retrain": retrain,
+    }
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.split("|")[1:-1]]
+
+
+def test_every_method_against_the_reference_with_the_protocol_verdict() -> None:
+    records = []
+    for seed in range(4):
+        # The reference is ahead by about 2 on every seed at the end; retrained, level.
+        records.append(_record("ref", seed, [1.0, 2.0, 3.0, 5.0 + seed], [2.0 + seed, 2.0]))
+        records.append(
+            _record("other", seed, [1.0, 2.0, 3.0, 3.0 + 1.1 * seed], [3.0, 1.0 + seed])
+        )
+    lines = protocol_table.table(records, "ref")
+    rows = {_cells(line)[0]: _cells(line) for line in lines[2:]}
+    assert list(rows) == ["ref", "other"]
+    # 25 %: one full training each, value 1 on every seed.
+    assert rows["ref"][2] == "1.0 ± 0.0" and rows["other"][2] == "1.0 ± 0.0"
+    # 100 %: ref 5, 6, 7, 8 against 3, 4.1, 5.2, 6.3: differences 2, 1.9, 1.8, 1.7 (mean 1.85).
+    assert rows["ref"][5] == "6.5 ± 0.6"
+    assert rows["other"][7] == "+1.8 ± 0.1 · **ref better**"
+    # Retrained (means of the retrainings): ref 2, 2.5, 3, 3.5 against 2, 2.5, 3, 3.5.
+    assert rows["other"][8] == "+0.0000 ± 0.0000"
+    assert rows["ref"][7] == rows["ref"][8] == ""
