@@ -22,6 +22,10 @@ from benchmarks.real import _harness
 from benchmarks.real import paired
 
 
+# The reference against a method at one checkpoint (benchmarks.real.paired.verdict).
+MARKS = {"better": " **+**", "worse": " **-**", "level": ""}
+
+
 def _values(record: dict[str, Any]) -> list[float | None]:
     """Best COMPLETE value at each of ``paired.FRACTIONS`` of the budget (:obj:`None` before the
     first), then the retrained best trial's mean (:obj:`None` without retrainings)."""
@@ -54,13 +58,10 @@ def table(records: list[dict[str, Any]], reference: str) -> list[str]:
     order = [reference] + sorted(m for m in by if m != reference)
     for m in order:
         runs = by[m]
-        cells = []
+        cells, outcomes, diffs = [], [], []
         for c in range(len(labels)):
             got = [float(v[c]) for v in runs.values() if v[c] is not None]  # type: ignore[arg-type]
-            missing = len(runs) - len(got)
-            cells.append(paired._fmt(*paired._mean_se(got)) + paired._missing(missing))
-        diffs = []
-        for c in (len(labels) - 2, len(labels) - 1):
+            cell = paired._fmt(*paired._mean_se(got)) + paired._missing(len(runs) - len(got))
             seeds = [
                 s
                 for s in sorted(set(runs) & set(by[reference]))
@@ -68,15 +69,23 @@ def table(records: list[dict[str, Any]], reference: str) -> list[str]:
             ]
             ref = [float(by[reference][s][c]) for s in seeds]  # type: ignore[arg-type]
             other = [float(runs[s][c]) for s in seeds]  # type: ignore[arg-type]
-            if m == reference or not seeds:
-                diffs.append("")
-                continue
-            diff = [a - b for a, b in zip(ref, other, strict=True)]
-            outcome = paired.verdict(ref, other, sign)
-            cell = paired._fmt(*paired._mean_se(diff), signed=True)
-            diffs.append(cell if outcome == "level" else f"{cell} · **{reference} {outcome}**")
+            outcome = "level" if m == reference else paired.verdict(ref, other, sign)
+            cells.append(cell + MARKS[outcome])
+            outcomes.append(outcome)
+            if c >= len(labels) - 2:
+                if m == reference or not seeds:
+                    diffs.append("")
+                    continue
+                diff = [a - b for a, b in zip(ref, other, strict=True)]
+                cell = paired._fmt(*paired._mean_se(diff), signed=True)
+                diffs.append(cell if outcome == "level" else f"{cell} · **{reference} {outcome}**")
         lines.append(f"| {m} | {len(runs)} | " + " | ".join(cells + diffs) + " |")
-    return lines
+    return lines + [
+        "",
+        f"**+** / **-** after a value: `{reference}` is better / worse than that method there, by"
+        " the protocol's rule (mean better by more than two standard errors of the paired"
+        " difference over seeds, and the median better); nothing: level.",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
