@@ -40,6 +40,7 @@ from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 from scipy.stats import rankdata
 
+from benchmarks import _protocol
 from benchmarks.lcbench import search_space
 from benchmarks.real._harness import parse_seeds
 from benchmarks.run_lcbench import DEFAULT_OUT
@@ -274,15 +275,11 @@ class Paired(NamedTuple):
         """Per checkpoint, the method against the reference by benchmarks/PROTOCOL.md's rule:
         ``"better"`` when its mean regret is lower by more than two standard errors over tasks
         *and* its median is lower, ``"worse"`` in the mirror case, else ``"level"``."""
-        out = []
-        for mean, se, median in zip(self.mean, self.se_tasks, self.median, strict=True):
-            if mean < -2 * se and median < 0:
-                out.append("better")
-            elif mean > 2 * se and median > 0:
-                out.append("worse")
-            else:
-                out.append("level")
-        return out
+        # Regret: lower is better, so the gain is minus the difference.
+        return [
+            _protocol.verdict(-mean, se, -median)
+            for mean, se, median in zip(self.mean, self.se_tasks, self.median, strict=True)
+        ]
 
 
 def paired_differences(

@@ -23,6 +23,7 @@ from pathlib import Path
 import statistics
 from typing import Any
 
+from benchmarks import _protocol
 from benchmarks.real import _harness
 
 
@@ -48,12 +49,7 @@ def verdict(a: list[float], b: list[float], sign: float) -> str:
     if len(a) < 2:
         return "level"
     mean, se = _mean_se([sign * (x - y) for x, y in zip(a, b, strict=True)])
-    median = sign * (statistics.median(a) - statistics.median(b))
-    if mean > 2 * se and median > 0:
-        return "better"
-    if mean < -2 * se and median < 0:
-        return "worse"
-    return "level"
+    return _protocol.verdict(mean, se, sign * (statistics.median(a) - statistics.median(b)))
 
 
 def _with_verdict(cell: str, outcome: str) -> str:

@@ -3,24 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.real import protocol_table
+from tests.benchmarks._real_records import full_trainings_run
 
 
 def _record(method: str, seed: int, finals: list[float], retrain: list[float]) -> dict[str, Any]:
-    """A maximised run of 4 full trainings of 10 steps (budget 40), one after the other."""
-    events = []
-    for trial, final in enumerate(finals):
-        for step in range(1, 11):
-            used = trial * 10 + step
-            events.append([used, used, used, trial, step, final * step / 10])
-    return {
-        "method": method,
-        "seed": seed,
-        "budget": 40,
-        "max_step": 10,
-        "direction": "maximize",
-        "events": events,
-        "best_trial_retrain": retrain,
-    }
+    record = full_trainings_run(method, seed, finals, reeval=finals[-1])
+    record["best_trial_retrain"] = retrain
+    return record
 
 
 def _cells(line: str) -> list[str]:
