@@ -210,6 +210,7 @@ def run_dyhpo(
     rung_increment: int | None = None,
     probability_sh: float | None = None,
     progress_every: int = 0,
+    allow_heldout: bool = False,
 ) -> dict[str, Any]:
     """Run DyHPO once on one LCBench task and return a ``run_lcbench``-style record.
 
@@ -217,7 +218,7 @@ def run_dyhpo(
     trained epoch (ties: the larger epoch), as for the Optuna methods in ``run_lcbench.py``.
 
     Args:
-        task: OpenML task id (one of the development tasks).
+        task: OpenML task id (one of the development tasks unless ``allow_heldout``).
         seed: Seed of DyHPO.
         budget: Epochs per run, counted over all trials.
         data_dir: LCBench surrogate folder.
@@ -228,6 +229,8 @@ def run_dyhpo(
         probability_sh: Probability of a successive-halving promotion; ``None`` keeps
             syne-tune's default (0.25).
         progress_every: Print timing to stderr every this many decisions (0: never).
+        allow_heldout: Allow a held-out task (only for the independent evaluation, as in
+            ``run_lcbench --allow-heldout``).
 
     Returns:
         The record, with extra fields ``method_options``, ``n_decisions``, ``n_resumed``,
@@ -242,7 +245,7 @@ def run_dyhpo(
     from benchmarks.lcbench import epoch_costs
     from benchmarks.lcbench import search_space
 
-    rl.check_tasks([task])
+    rl.check_tasks([task], allow_heldout)
     surrogate = rl.get_surrogate(data_dir)
     space = {}
     for name, d in search_space().items():
@@ -356,6 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rung-increment", type=int, help="epochs per step (syne-tune: 2)")
     parser.add_argument("--probability-sh", type=float, help="SH promotion rate (syne-tune: 0.25)")
     parser.add_argument(
+        "--allow-heldout",
+        action="store_true",
+        help="allow a task outside the development tasks (only for the independent evaluation)",
+    )
+    parser.add_argument(
         "--progress-every", type=int, default=0, help="decisions per progress line"
     )
     parser.add_argument("--out", type=Path, help="append the record to <out>/dyhpo.jsonl")
@@ -363,6 +371,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.serve:
         serve()
         return
+    from benchmarks import run_lcbench as rl
+
+    try:
+        rl.check_tasks([args.task], args.allow_heldout)
+    except ValueError as exc:
+        parser.error(str(exc))
     record = run_dyhpo(
         args.task,
         args.seed,
@@ -372,6 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         rung_increment=args.rung_increment,
         probability_sh=args.probability_sh,
         progress_every=args.progress_every,
+        allow_heldout=args.allow_heldout,
     )
     line = json.dumps(record, separators=(",", ":"))
     if args.out is not None:

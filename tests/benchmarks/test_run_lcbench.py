@@ -221,6 +221,31 @@ def test_heldout_tasks_are_refused(tmp_path: Path) -> None:
     assert run_lcbench.check_tasks([heldout], allow_heldout=True) == [heldout]
 
 
+def test_dyhpo_worker_runs_a_heldout_task_only_when_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import dyhpo_worker
+
+    heldout = "189909"
+
+    class Reached(Exception):
+        pass
+
+    def surrogate(data_dir: str | None) -> None:
+        raise Reached(data_dir)
+
+    # Past the task guard the run loads the surrogate first: stop it there.
+    monkeypatch.setattr(run_lcbench, "get_surrogate", surrogate)
+    with pytest.raises(ValueError, match="held out"):
+        dyhpo_worker.run_dyhpo(heldout, 0)
+    with pytest.raises(SystemExit):
+        dyhpo_worker.main(["--task", heldout])
+    with pytest.raises(Reached):
+        dyhpo_worker.run_dyhpo(heldout, 0, allow_heldout=True)
+    with pytest.raises(Reached):
+        dyhpo_worker.main(["--task", heldout, "--allow-heldout"])
+
+
 def test_method_selection() -> None:
     from benchmarks.run_lcbench import BOIL_VARIANTS
     from benchmarks.run_lcbench import _select_methods
