@@ -141,7 +141,7 @@ def _spearman(step: int, early: np.ndarray, final: np.ndarray) -> Trust:
         rho = 0.0
     else:
         rho = float(scipy.stats.spearmanr(early, final).statistic)
-    z_se = 1.06 / math.sqrt(n - 3)
+    z_se = _z_se(n)
     # The standard error of rho from that of Fisher's z = atanh(rho), by the delta method.
     se = z_se * (1.0 - min(rho * rho, 1.0 - 1e-12))
     return Trust(step, rho, se, n)
@@ -239,7 +239,12 @@ def lower_bound(rho: float, n: int, z: float = EVIDENCE_Z) -> float:
     (``n >= 4``): ``z`` standard errors (``1.06 / sqrt(n - 3)``) below it in Fisher's z, with
     ``rho`` capped at :data:`RHO_CAP`."""
     capped = min(max(rho, -RHO_CAP), RHO_CAP)
-    return math.tanh(math.atanh(capped) - z * 1.06 / math.sqrt(n - 3))
+    return math.tanh(math.atanh(capped) - z * _z_se(n))
+
+
+def _z_se(n: int) -> float:
+    """The standard error of Fisher's z of a rank correlation from ``n`` runs."""
+    return 1.06 / math.sqrt(n - 3)
 
 
 def _shrink(rho: float, n: int, prior: float, weight: float) -> float:
