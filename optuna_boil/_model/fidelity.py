@@ -24,13 +24,8 @@ evidence about later steps. Looks that do not even predict a look twice as long 
 on the CartPole DQN, -0.12 between episodes 10 and 20) are not believed at any step until fully
 trained runs show that a step predicts the end; looks that do (LCBench: a median of 0.8-0.98
 between epochs 2 and 4 on every development task, for 8 random configurations) keep the trusted
-prior, so nothing changes for them. Against a lowered prior the fully trained runs must *show*
-it: their estimate counts at its one-sided 95% lower bound (:func:`lower_bound`; Fisher's z
-less 1.645 standard errors), so a rank agreement of 0.9 from 5 noisy runs (one swap; chance
-alone gives it one time in 24) is not believed, while 0.95 from 12 runs is. (With the point
-estimate, the RL studies that believed a look after 4-6 fully trained runs were those with the
-fewest full trainings: 6-10 looks in a row stopped.) The very first look may say little on
-either kind of task: on LCBench epoch 1 ranks neither epoch 4 nor the end.
+prior, so nothing changes for them. (The very first look may say little on either: on LCBench
+epoch 1 ranks neither epoch 4 nor the end.)
 """
 
 from __future__ import annotations
@@ -57,10 +52,6 @@ PRIOR_RUNS = 4.0  # The prior's weight, in fully trained runs.
 LOWERED_PRIOR_RUNS = 2.0
 TRUSTED = 0.7  # The belief from which a look at a step is taken at face value.
 MAX_LOG_EVIDENCE = 3.0  # Log factor a stop needs at a step believed not at all (e**3 ~ 20).
-# Against a lowered prior an estimate counts at its one-sided 95% lower bound: this many
-# standard errors of Fisher's z below it.
-EVIDENCE_Z = 1.645
-RHO_CAP = 0.995  # Fisher's z of a perfect rank agreement is infinite: it counts as this.
 
 
 @dataclass(frozen=True)
@@ -141,7 +132,7 @@ def _spearman(step: int, early: np.ndarray, final: np.ndarray) -> Trust:
         rho = 0.0
     else:
         rho = float(scipy.stats.spearmanr(early, final).statistic)
-    z_se = _z_se(n)
+    z_se = 1.06 / math.sqrt(n - 3)
     # The standard error of rho from that of Fisher's z = atanh(rho), by the delta method.
     se = z_se * (1.0 - min(rho * rho, 1.0 - 1e-12))
     return Trust(step, rho, se, n)
@@ -204,8 +195,7 @@ class Belief:
     def at(self, step: float) -> float:
         """The belief in a look at ``step``: the rank agreement at the largest checked step at
         or before it (the first checked step before that), clipped at 0 and shrunk towards
-        :attr:`prior` (against a lowered prior, its :func:`lower_bound`); the prior itself with
-        fewer than :data:`MIN_RUNS` runs."""
+        :attr:`prior`; the prior itself with fewer than :data:`MIN_RUNS` runs."""
         if not self.trust:
             return self.prior
         k = max(int(np.searchsorted([t.step for t in self.trust], step, side="right")) - 1, 0)
@@ -213,9 +203,8 @@ class Belief:
         if t.n < MIN_RUNS or not math.isfinite(t.rho):
             return self.prior
         prior = self.prior
-        if prior >= PRIOR_RHO:
-            return _shrink(t.rho, t.n, prior, PRIOR_RUNS)
-        return _shrink(lower_bound(t.rho, t.n), t.n, prior, LOWERED_PRIOR_RUNS)
+        weight = PRIOR_RUNS if prior >= PRIOR_RHO else LOWERED_PRIOR_RUNS
+        return _shrink(t.rho, t.n, prior, weight)
 
     def margin(self, step: float) -> float:
         """Log factor by which a new run must be worth more than continuing a run at ``step``
@@ -232,19 +221,6 @@ class Belief:
             if self.at(t.step) >= TRUSTED:
                 return max(t.step, t_lo)
         return t_full
-
-
-def lower_bound(rho: float, n: int, z: float = EVIDENCE_Z) -> float:
-    """The one-sided lower confidence bound of a rank correlation ``rho`` from ``n`` runs
-    (``n >= 4``): ``z`` standard errors (``1.06 / sqrt(n - 3)``) below it in Fisher's z, with
-    ``rho`` capped at :data:`RHO_CAP`."""
-    capped = min(max(rho, -RHO_CAP), RHO_CAP)
-    return math.tanh(math.atanh(capped) - z * _z_se(n))
-
-
-def _z_se(n: int) -> float:
-    """The standard error of Fisher's z of a rank correlation from ``n`` runs."""
-    return 1.06 / math.sqrt(n - 3)
 
 
 def _shrink(rho: float, n: int, prior: float, weight: float) -> float:
