@@ -432,6 +432,8 @@ def run_one(
         "checkpoints": checkpoints,
         "events": run.events,
         "trials": [_trial_row(t) for t in trials if t.last_step is not None],
+        # Each row's parameters, in the order of ``trials`` (where a method's runs went).
+        "trial_params": [t.params for t in trials if t.last_step is not None],
         "recommended_trial": rec_number,
         "recommend_note": rec_note,
         "error": error,

@@ -55,6 +55,13 @@ def _check_record(record: dict[str, Any], task: _harness.Task) -> None:
     assert sum(row[2] for row in record["trials"]) == record["steps_used"]
     for row in record["trials"]:
         assert (row[1] == "COMPLETE") == (row[2] == task.max_step)
+    # Every row's parameters, in the rows' order.
+    assert len(record["trial_params"]) == len(record["trials"])
+    assert all(0.0 <= params["x"] <= 1.0 for params in record["trial_params"])
+    if "best_trial" in record:
+        numbers = [row[0] for row in record["trials"]]
+        best_row = numbers.index(record["best_trial"])
+        assert record["trial_params"][best_row] == record["best_trial_params"]
     end = record["checkpoints"][-1]
     assert end["fraction"] == 1.0 and end["n_complete"] == record["n_complete"]
     complete = [row[3] for row in record["trials"] if row[1] == "COMPLETE"]
