@@ -56,6 +56,9 @@ import warnings
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
 from optuna.pruners import BasePruner
 from optuna.pruners import HyperbandPruner
 from optuna.pruners import MedianPruner
@@ -432,8 +435,12 @@ def run_one(
         "checkpoints": checkpoints,
         "events": run.events,
         "trials": [_trial_row(t) for t in trials if t.last_step is not None],
-        # Each row's parameters, in the order of ``trials`` (where a method's runs went).
+        # Each row's parameters, in the order of ``trials`` (where a method's runs went), and
+        # how many of them lie on a bound of their range (:func:`on_bound`).
         "trial_params": [t.params for t in trials if t.last_step is not None],
+        "trial_on_bound": [
+            on_bound(t.params, t.distributions) for t in trials if t.last_step is not None
+        ],
         "recommended_trial": rec_number,
         "recommend_note": rec_note,
         "error": error,
@@ -461,6 +468,28 @@ def run_one(
                 _reevaluate(task, chosen.params, seed, k) for k in range(1, retrain_seeds + 1)
             ]
     return record
+
+
+# A parameter within this share of its range from a bound counts as on the bound.
+BOUND_TOLERANCE = 0.005
+
+
+def on_bound(params: Params, distributions: dict[str, BaseDistribution]) -> int:
+    """How many numeric parameters lie on a bound of their range (within
+    :data:`BOUND_TOLERANCE` of the range, on the log scale for log ranges); categorical
+    parameters do not count."""
+    count = 0
+    for name, value in params.items():
+        dist = distributions.get(name)
+        if not isinstance(dist, (FloatDistribution, IntDistribution)) or dist.high <= dist.low:
+            continue
+        if dist.log:
+            lo, hi, v = math.log(dist.low), math.log(dist.high), math.log(value)
+        else:
+            lo, hi, v = float(dist.low), float(dist.high), float(value)
+        u = (v - lo) / (hi - lo)
+        count += u <= BOUND_TOLERANCE or u >= 1.0 - BOUND_TOLERANCE
+    return count
 
 
 def _boil_figures(
@@ -692,6 +721,7 @@ def behind(mine: dict[int, float | None], base: dict[int, float | None], directi
 FULL_RUNS = "full trainings per run"
 STUCK_SHARE = "budget on stuck full trainings"
 FITS_PER_TRIAL = "model fits per trial"
+ON_BOUND = "full trainings with a parameter on a bound"
 TRUST_AT_END = "fidelity trust at the end"
 
 
@@ -704,8 +734,9 @@ def waste_figures(records: Sequence[dict[str, Any]]) -> dict[str, str]:
 
     Returns:
         The means over the runs of the full trainings per run and of the share of the budget
-        spent on stuck full trainings (:func:`waste`), the model fits per trial and the fidelity
-        trust at the end (``"n/a"`` for runs that did not record them).
+        spent on stuck full trainings (:func:`waste`), the model fits per trial, the fidelity
+        trust at the end and the share of COMPLETE trials with a parameter on a bound
+        (:func:`on_bound`) (``"n/a"`` for runs that did not record them).
     """
     wastes = [waste(r) for r in records]
     return {
@@ -713,6 +744,7 @@ def waste_figures(records: Sequence[dict[str, Any]]) -> dict[str, str]:
         STUCK_SHARE: _stuck_share(records, wastes),
         FITS_PER_TRIAL: _fits_per_trial(records),
         TRUST_AT_END: _trust_at_end(records),
+        ON_BOUND: _on_bound_share(records),
     }
 
 
@@ -730,6 +762,22 @@ def _stuck_share(records: Sequence[dict[str, Any]], wastes: Sequence[dict[str, f
     if not shares:
         return "n/a"
     return f"{100 * np.mean(shares):.1f} %" + _partial(len(shares), len(records))
+
+
+def _on_bound_share(records: Sequence[dict[str, Any]]) -> str:
+    """Share of the COMPLETE trials with a parameter on a bound, pooled over the runs that
+    recorded ``trial_on_bound``, in percent."""
+    flags = [
+        n > 0
+        for r in records
+        if "trial_on_bound" in r
+        for row, n in zip(r["trials"], r["trial_on_bound"], strict=True)
+        if row[1] == "COMPLETE"
+    ]
+    have = sum("trial_on_bound" in r for r in records)
+    if not flags:
+        return "n/a"
+    return f"{100 * np.mean(flags):.0f} %" + _partial(have, len(records))
 
 
 def _fits_per_trial(records: Sequence[dict[str, Any]]) -> str:
@@ -911,7 +959,9 @@ def summarise(task: Task, records: list[dict[str, Any]], md: Path, png: Path | N
         "version lack the early reports and are left out). optuna-boil only: model fits (model "
         "decisions at a trial's start and pruner decision points) per trial, and the fidelity "
         "trust at the end (Spearman correlation of the fully trained runs' values at a step "
-        "with their final values; mean over the runs).",
+        "with their final values; mean over the runs). On a bound: the share of the COMPLETE "
+        f"trials with a parameter within {BOUND_TOLERANCE:.1%} of its range from a bound (log "
+        "scale for log ranges; runs recorded before the harness kept it are left out).",
         "",
         "| method | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),

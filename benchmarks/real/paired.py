@@ -172,14 +172,20 @@ def _rows(
 
 
 def _waste_sentence(runs: dict[str, list[dict[str, Any]]]) -> str:
-    """Full trainings per run, budget on stuck full trainings and model fits per trial.
+    """Full trainings per run, budget on stuck full trainings, model fits per trial and the
+    share of full trainings with a parameter on a bound.
 
     Args:
         runs: Each method's runs on the paired seeds.
     """
     figures = {m: _harness.waste_figures(rs) for m, rs in runs.items()}
     parts = []
-    for label in (_harness.FULL_RUNS, _harness.STUCK_SHARE, _harness.FITS_PER_TRIAL):
+    for label in (
+        _harness.FULL_RUNS,
+        _harness.STUCK_SHARE,
+        _harness.FITS_PER_TRIAL,
+        _harness.ON_BOUND,
+    ):
         cells = {m: f[label] for m, f in figures.items()}
         if all(cell == "n/a" for cell in cells.values()):
             continue  # model fits: only optuna-boil methods record them

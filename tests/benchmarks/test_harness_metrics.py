@@ -188,9 +188,37 @@ def test_waste_figures_average_over_seeds_and_tolerate_missing_keys() -> None:
         _harness.STUCK_SHARE: "8.3 %",
         _harness.FITS_PER_TRIAL: "1.50 (2 of 3 runs)",  # (4 / 2 + 1 / 1) / 2
         _harness.TRUST_AT_END: "step 2: 0.30, step 6: 0.70 (2 of 3 runs)",
+        _harness.ON_BOUND: "n/a",  # none of them recorded trial_on_bound
     }
     assert _harness.waste_figures([old])[_harness.FITS_PER_TRIAL] == "n/a"
     assert _harness.waste_figures([old])[_harness.TRUST_AT_END] == "n/a"
+
+
+def test_on_bound_counts_numeric_parameters_at_either_end_of_their_range() -> None:
+    dists = {
+        "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+        "gamma": optuna.distributions.FloatDistribution(0.9, 0.999),
+        "units": optuna.distributions.IntDistribution(16, 512),
+        "act": optuna.distributions.CategoricalDistribution(["relu", "tanh"]),
+    }
+    inside = {"lr": 1e-3, "gamma": 0.95, "units": 100, "act": "relu"}
+    assert _harness.on_bound(inside, dists) == 0
+    # 1.02e-4 is 0.4% of the log range above the low end (but 0.01% on a linear scale).
+    assert _harness.on_bound(inside | {"lr": 1.02e-4}, dists) == 1
+    assert _harness.on_bound(inside | {"lr": 1.1e-4}, dists) == 0  # 2% of the log range
+    assert _harness.on_bound({"lr": 1e-2, "gamma": 0.9, "units": 512, "act": "tanh"}, dists) == 3
+    assert _harness.on_bound(inside | {"gamma": 0.9989}, dists) == 1  # 0.1% below the top
+
+
+def test_on_bound_share_pools_complete_trials_of_the_runs_that_recorded_it() -> None:
+    rec = _record([STUCK_FULL, RISING_FULL, RISING_FULL[:3]], budget=40)
+    assert [row[1] for row in rec["trials"]] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    # The PRUNED trial's bound does not count: 1 of 2 COMPLETE trials.
+    rec["trial_on_bound"] = [2, 0, 1]
+    other = _record([RISING_FULL], budget=40, seed=1) | {"trial_on_bound": [1]}
+    old = _record([RISING_FULL], budget=40, seed=2)
+    assert _harness.waste_figures([rec])[_harness.ON_BOUND] == "50 %"
+    assert _harness.waste_figures([rec, other, old])[_harness.ON_BOUND] == "67 % (2 of 3 runs)"
 
 
 def test_waste_figures_leave_out_upgraded_records() -> None:
@@ -216,7 +244,7 @@ def _task() -> _harness.Task:
 def test_summary_reads_old_rows_and_records_without_the_new_keys(tmp_path: Path) -> None:
     trust = {"step": [2, 6], "rho": [0.4, 0.7], "se": [0.3, 0.2], "n": [5, 5]}
     boil_new = _record([STUCK_FULL, RISING_FULL, STUCK_SHORT], method="boil")
-    boil_new |= {"decisions": 6, "fidelity_trust": trust}
+    boil_new |= {"decisions": 6, "fidelity_trust": trust, "trial_on_bound": [1, 0, 2]}
     boil_new["trials"] = [[*row, 2] for row in boil_new["trials"]]  # 8 entries
     boil_old = _record([RISING_FULL, STUCK_FULL], method="boil", seed=1)  # 7 entries, no keys
     records = [
@@ -227,19 +255,19 @@ def test_summary_reads_old_rows_and_records_without_the_new_keys(tmp_path: Path)
     ]
     text = _harness.summarise(_task(), records, tmp_path / "s.md", None)
     assert "## Full trainings and waste" in text
-    assert "| random | 2.0 | 5.0 % | n/a | n/a |" in text
+    assert "| random | 2.0 | 5.0 % | n/a | n/a | n/a |" in text
     assert (
-        "| boil | 2.0 | 10.0 % | 2.00 (1 of 2 runs) | step 2: 0.40, step 6: 0.70 (1 of 2 runs) |"
-        in text
+        "| boil | 2.0 | 10.0 % | 2.00 (1 of 2 runs) | step 2: 0.40, step 6: 0.70 (1 of 2 runs) "
+        "| 50 % (1 of 2 runs) |" in text  # the PRUNED third trial's bound does not count
     )
     bullet = next(line for line in text.splitlines() if line.startswith("* **boil**"))
     assert "pruner decision points per trial {2: 3}" in bullet
     assert "model fits per trial 2.00 (1 of 2 runs)" in bullet
     # Only old records: no decision points, fits or trust, and no error.
     text = _harness.summarise(_task(), [boil_old], tmp_path / "s.md", None)
-    assert "| boil | 2.0 | 10.0 % | n/a | n/a |" in text
+    assert "| boil | 2.0 | 10.0 % | n/a | n/a | n/a |" in text
     bullet = next(line for line in text.splitlines() if line.startswith("* **boil**"))
-    assert "pruner decision points" not in bullet and bullet.endswith("at the end n/a.")
+    assert "pruner decision points" not in bullet and bullet.endswith("on a bound n/a.")
 
 
 def test_paired_reports_full_trainings_waste_and_fits() -> None:

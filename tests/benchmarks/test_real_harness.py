@@ -57,6 +57,8 @@ def _check_record(record: dict[str, Any], task: _harness.Task) -> None:
         assert (row[1] == "COMPLETE") == (row[2] == task.max_step)
     # Every row's parameters, in the rows' order.
     assert len(record["trial_params"]) == len(record["trials"])
+    assert len(record["trial_on_bound"]) == len(record["trials"])
+    assert all(n in (0, 1) for n in record["trial_on_bound"])  # one parameter
     assert all(0.0 <= params["x"] <= 1.0 for params in record["trial_params"])
     if "best_trial" in record:
         numbers = [row[0] for row in record["trials"]]
