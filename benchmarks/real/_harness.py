@@ -398,6 +398,7 @@ def run_one(
             curve.close()
     wall = time.perf_counter() - run.start
     trials = study.get_trials(deepcopy=False)
+    reported = [t for t in trials if t.last_step is not None]
     rec_start = time.perf_counter()
     rec_number, rec_note = _recommend(study, method)
     recommend_time = time.perf_counter() - rec_start
@@ -428,19 +429,17 @@ def run_one(
         "train_time_s": round(run.train_s, 3),
         "overhead_s": round(wall - run.train_s, 3),
         "recommend_time_s": round(recommend_time, 3),
-        "n_trials": sum(t.last_step is not None for t in trials),
+        "n_trials": len(reported),
         "n_complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "n_fail": sum(t.state == TrialState.FAIL for t in trials),
         "checkpoints": checkpoints,
         "events": run.events,
-        "trials": [_trial_row(t) for t in trials if t.last_step is not None],
+        "trials": [_trial_row(t) for t in reported],
         # Each row's parameters, in the order of ``trials`` (where a method's runs went), and
         # how many of them lie on a bound of their range (:func:`on_bound`).
-        "trial_params": [t.params for t in trials if t.last_step is not None],
-        "trial_on_bound": [
-            on_bound(t.params, t.distributions) for t in trials if t.last_step is not None
-        ],
+        "trial_params": [t.params for t in reported],
+        "trial_on_bound": [on_bound(t.params, t.distributions) for t in reported],
         "recommended_trial": rec_number,
         "recommend_note": rec_note,
         "error": error,
@@ -721,8 +720,8 @@ def behind(mine: dict[int, float | None], base: dict[int, float | None], directi
 FULL_RUNS = "full trainings per run"
 STUCK_SHARE = "budget on stuck full trainings"
 FITS_PER_TRIAL = "model fits per trial"
-ON_BOUND = "full trainings with a parameter on a bound"
 TRUST_AT_END = "fidelity trust at the end"
+ON_BOUND = "full trainings with a parameter on a bound"
 
 
 def waste_figures(records: Sequence[dict[str, Any]]) -> dict[str, str]:
